@@ -1,0 +1,154 @@
+"""Data for continual-learning experiments: a drifting malware-like stream."""
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+__all__ = ["make_drifting_stream"]
+
+
+def make_drifting_stream(
+    n_months=12,
+    n_samples_per_month=1000,
+    n_features=20,
+    *,
+    n_families=6,
+    positive_fraction=0.4,
+    family_strength=2.5,
+    benign_drift=1.0,
+    noise=1.0,
+    random_state=None,
+):
+    """Generate a binary "malicious vs benign" stream that drifts month by month.
+
+    The generative story mimics a malware detector's training data. Features are
+    standard normal noise plus structure:
+
+    * **Malicious families.** Each of ``n_families`` families has a signature:
+      a shift of ``family_strength`` on three features of its own. Families are
+      born one after another (family ``k`` appears at month
+      ``round(k * n_months / n_families)``), stay active for about a third of
+      the stream, fade out over their last months (fewer samples), and every
+      second family re-emerges briefly two thirds of the way after it died, as
+      old malware does. A month's positives are drawn from the families active
+      that month, weighted by their activity.
+    * **Benign drift.** Benign software changes too: its mean moves linearly
+      over the stream, by ``benign_drift`` at the last month, *towards the
+      signatures of the earliest families* (benign programs adopting
+      behaviours that used to be malicious).
+
+    Fine-tuning only on recent months therefore learns that the early
+    families' features are harmless, and forgets month 1's malware, while a
+    model retrained on all months still separates the strong historical
+    signature from the weaker benign shift. The dedicated tests check that
+    naive fine-tuning does forget month 1 measurably more than full
+    retraining.
+
+    Parameters
+    ----------
+    n_months : int, default=12
+        Number of months.
+    n_samples_per_month : int, default=1000
+        Rows per month.
+    n_features : int, default=20
+        Number of features; needs at least ``3 * n_families`` (extra features
+        are pure noise).
+    n_families : int, default=6
+        Number of malware families.
+    positive_fraction : float, default=0.4
+        Share of malicious rows in each month.
+    family_strength : float, default=2.5
+        Size of each family's signature shift (in noise standard deviations).
+    benign_drift : float, default=1.0
+        Size of the benign mean's shift on the early families' features at the
+        last month.
+    noise : float, default=1.0
+        Standard deviation of the Gaussian noise.
+    random_state : int, RandomState instance or None, default=None
+        Seed for reproducible streams.
+
+    Returns
+    -------
+    X : ndarray of shape (n_months * n_samples_per_month, n_features), float32
+        Features.
+    y : ndarray of shape (n_months * n_samples_per_month,), int64
+        1 for malicious, 0 for benign.
+    months : ndarray of shape (n_months * n_samples_per_month,), int64
+        Month index of each row, ``0 .. n_months - 1``, in order.
+
+    Examples
+    --------
+    >>> from skcl.datasets import make_drifting_stream
+    >>> X, y, months = make_drifting_stream(n_months=4, n_samples_per_month=50,
+    ...                                     random_state=0)
+    >>> X.shape, y.shape, sorted(set(months.tolist()))
+    ((200, 20), (200,), [0, 1, 2, 3])
+    """
+    for name, value, low in (("n_months", n_months, 1),
+                             ("n_samples_per_month", n_samples_per_month, 2),
+                             ("n_families", n_families, 1)):
+        if not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    if n_features < 3 * n_families:
+        raise ValueError(
+            f"n_features={n_features!r} is too small for n_families={n_families!r}; "
+            f"pass n_features >= {3 * n_families}"
+        )
+    if not 0 < positive_fraction < 1:
+        raise ValueError(
+            f"positive_fraction must be in (0, 1), got {positive_fraction!r}"
+        )
+    rng = check_random_state(random_state)
+
+    signatures = np.zeros((n_families, n_features))
+    for family in range(n_families):
+        signs = rng.choice([-1.0, 1.0], size=3)
+        signatures[family, 3 * family:3 * family + 3] = family_strength * signs
+    activity = _family_activity(n_months, n_families)
+
+    # benign software drifts towards the first third of the families
+    n_early = max(1, n_families // 3)
+    drift_direction = signatures[:n_early].sum(axis=0)
+    drift_direction *= benign_drift / np.abs(drift_direction).max()
+
+    n_pos = int(round(positive_fraction * n_samples_per_month))
+    n_neg = n_samples_per_month - n_pos
+    X_parts, y_parts, month_parts = [], [], []
+    for month in range(n_months):
+        progress = month / max(n_months - 1, 1)
+        benign = rng.normal(0.0, noise, (n_neg, n_features)) + progress * drift_direction
+        weights = activity[month] / activity[month].sum()
+        families = rng.choice(n_families, size=n_pos, p=weights)
+        malicious = rng.normal(0.0, noise, (n_pos, n_features)) + signatures[families]
+        X_month = np.vstack([benign, malicious])
+        y_month = np.r_[np.zeros(n_neg, dtype=np.int64), np.ones(n_pos, dtype=np.int64)]
+        order = rng.permutation(n_samples_per_month)
+        X_parts.append(X_month[order])
+        y_parts.append(y_month[order])
+        month_parts.append(np.full(n_samples_per_month, month, dtype=np.int64))
+    return (np.vstack(X_parts).astype(np.float32), np.concatenate(y_parts),
+            np.concatenate(month_parts))
+
+
+def _family_activity(n_months, n_families):
+    """Return an ``(n_months, n_families)`` array of family weights.
+
+    Family ``k`` is born at ``round(k * n_months / n_families)``, lives about a
+    third of the stream at full weight, then fades over two months; every second
+    family re-emerges for one month at half weight. Every month has at least one
+    active family.
+    """
+    lifetime = max(1, int(round(n_months / 3)))
+    activity = np.zeros((n_months, n_families))
+    for family in range(n_families):
+        birth = int(round(family * n_months / n_families))
+        death = birth + lifetime
+        activity[birth:death, family] = 1.0
+        for step, weight in enumerate((0.5, 0.2)):
+            if death + step < n_months:
+                activity[death + step, family] = weight
+        comeback = death + int(round(2 * lifetime / 3)) + 2
+        if family % 2 == 1 and comeback < n_months:
+            activity[comeback, family] = max(activity[comeback, family], 0.5)
+    empty = activity.sum(axis=1) == 0
+    activity[empty, n_families - 1] = 1.0
+    return activity
