@@ -149,6 +149,13 @@ class ContinualClassifier(NeuralNetClassifier):
     # ``months`` is what GridSearchCV must slice per fold: request it by default.
     __metadata_request__fit = {"months": True}
 
+    # Strategy state may hold tensors on ``device``; skorch maps these through
+    # torch.load's map_location when unpickling, so a CUDA-trained model loads
+    # on a CPU-only machine.
+    cuda_dependent_attributes_ = NeuralNetClassifier.cuda_dependent_attributes_ + [
+        "regularizer_", "rehearsal_",
+    ]
+
     _parameter_constraints = {
         "lr": [Interval(Real, 0, None, closed="neither")],
         "finetune_lr": [Interval(Real, 0, None, closed="left"), None],
