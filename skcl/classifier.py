@@ -2,6 +2,8 @@
 
 import copy
 import inspect
+import pickle
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -23,11 +25,13 @@ from .utils._sklearn_compat import (
     StrOptions,
     check_parameter_constraints,
     validate_data,
+    validate_parameter_constraints,
 )
 
 __all__ = ["ContinualClassifier"]
 
 _SEED_HIGH = np.iinfo(np.int32).max
+_WEIGHTS_FORMAT = "skcl.weights/1"
 
 
 class ContinualClassifier(NeuralNetClassifier):
@@ -115,7 +119,9 @@ class ContinualClassifier(NeuralNetClassifier):
     n_rows_seen_ : int
         Number of new rows trained on, summed over months.
     module_, optimizer_, criterion_, history_
-        skorch's fitted components.
+        skorch's fitted components. ``history_`` keeps one row per epoch of
+        every month, but per-batch records only for the latest month, so it
+        stays small on long streams.
     regularizer_ : object or None
         The fitted copy of ``regularizer``.
     rehearsal_ : object or None
@@ -482,6 +488,82 @@ class ContinualClassifier(NeuralNetClassifier):
         estimator.module_.load_state_dict(snapshots[index])
         return estimator
 
+    def save_weights(self, f):
+        """Save what prediction needs in a file that loads without running code.
+
+        ``joblib`` / ``pickle`` files can execute arbitrary code when loaded:
+        share them only between parties that trust each other. This file holds
+        only tensors and plain Python values (the module's ``state_dict``,
+        ``classes_``, ``n_features_in_`` and ``feature_names_in_``), written by
+        ``torch.save`` and read back by :meth:`load_weights` with
+        ``torch.load(weights_only=True)``, which refuses anything else.
+        Strategy state (importances, replay memory, optimizer) is not included:
+        use joblib to resume training exactly.
+
+        Parameters
+        ----------
+        f : str, path-like or file-like
+            Where to write.
+        """
+        self.check_is_fitted()
+        feature_names = getattr(self, "feature_names_in_", None)
+        payload = {
+            "format": _WEIGHTS_FORMAT,
+            "module_state": {k: v.detach().to("cpu") for k, v in self.module_.state_dict().items()},
+            "classes": self.classes_.tolist(),
+            "n_features_in": int(self.n_features_in_),
+            "feature_names_in": None if feature_names is None else feature_names.tolist(),
+        }
+        torch.save(payload, f)
+
+    def load_weights(self, f):
+        """Load a file written by :meth:`save_weights` into a fresh estimator.
+
+        Builds the module from this estimator's parameters (which must match
+        those of the saved one), loads the weights on ``device``, and leaves the
+        estimator ready to predict or to fine-tune on further months (the
+        strategies start empty). Only tensors and plain values are unpickled.
+
+        Parameters
+        ----------
+        f : str, path-like or file-like
+            What to read.
+
+        Returns
+        -------
+        self : ContinualClassifier
+        """
+        try:
+            with warnings.catch_warnings():
+                # torch warns about the protocol of any non-torch pickle it refuses
+                warnings.simplefilter("ignore", UserWarning)
+                payload = torch.load(f, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise ValueError(
+                f"{f!r} holds objects other than tensors and plain values, so it was "
+                "not loaded (it is not a file written by save_weights); load a joblib "
+                "file with joblib.load, and only if you trust its source"
+            ) from exc
+        if not isinstance(payload, dict) or payload.get("format") != _WEIGHTS_FORMAT:
+            raise ValueError(
+                f"{f!r} is not a weights file written by ContinualClassifier.save_weights "
+                f"(expected format {_WEIGHTS_FORMAT!r}); load joblib files with joblib.load"
+            )
+        check_parameter_constraints(self)
+        self._check_cross_params()
+        self._reset()
+        self.classes_ = np.asarray(payload["classes"])
+        self.n_features_in_ = payload["n_features_in"]
+        if payload["feature_names_in"] is not None:
+            self.feature_names_in_ = np.asarray(payload["feature_names_in"], dtype=object)
+        seed = check_random_state(self.random_state).randint(_SEED_HIGH)
+        self.rng_ = np.random.default_rng(seed)
+        self.months_, self.n_months_seen_, self.n_rows_seen_, self.snapshots_ = [], 0, 0, []
+        with self._seeded(int(self.rng_.integers(_SEED_HIGH))):
+            self._initialize_month_state()
+        self.module_.load_state_dict(payload["module_state"])
+        return self
+
     def initialize_module(self):
         """Instantiate ``module_``, filling in ``n_features`` / ``n_classes``.
 
@@ -553,13 +635,20 @@ class ContinualClassifier(NeuralNetClassifier):
     # ------------------------------------------------------------------
     def _atomic(self, method, *args):
         # The previous state is copied whole so that any failure, including
-        # KeyboardInterrupt, leaves the estimator exactly as it was.
+        # KeyboardInterrupt or a CUDA out-of-memory error, leaves the estimator
+        # exactly as it was. Cost: one copy of the weights, optimizer state and
+        # strategy state per call.
         backup = copy.deepcopy(self.__dict__)
         try:
             return method(*args)
-        except BaseException:
+        except BaseException as exc:
             self.__dict__.clear()
             self.__dict__.update(backup)
+            if hasattr(exc, "add_note"):
+                exc.add_note(
+                    f"{type(self).__name__}.{method.__name__.lstrip('_')} was rolled "
+                    "back: the estimator is exactly as it was before the call"
+                )
             raise
 
     def _fit(self, X, y, months, fit_params):
@@ -606,6 +695,15 @@ class ContinualClassifier(NeuralNetClassifier):
         return validate_data(self, X, reset=reset, dtype=[np.float32, np.float64])
 
     def _check_cross_params(self):
+        # the strategy objects' own constraints, checked before any training
+        for name in ("regularizer", "rehearsal"):
+            strategy = getattr(self, name)
+            if hasattr(strategy, "_parameter_constraints"):
+                validate_parameter_constraints(
+                    strategy._parameter_constraints,
+                    strategy.get_params(deep=False),
+                    caller_name=f"{type(self).__name__}({name}={type(strategy).__name__}(...))",
+                )
         device = torch.device(self.device) if self.device is not None else None
         if device is not None and device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(
@@ -679,6 +777,10 @@ class ContinualClassifier(NeuralNetClassifier):
                 lr = self.lr if self.finetune_lr is None else self.finetune_lr
             for group in self.optimizer_.param_groups:
                 group["lr"] = lr
+            # per-batch records of earlier months are dropped (epoch rows stay)
+            # so a long-lived model's history grows by a few numbers per epoch
+            for epoch in self.history_:
+                epoch["batches"] = []
             self.notify("on_train_begin", X=X_train, y=y_train)
             self.fit_loop(X_train, y_train, **fit_params)
             self.notify("on_train_end", X=X_train, y=y_train)
@@ -733,7 +835,9 @@ class ContinualClassifier(NeuralNetClassifier):
 
     def _seeded(self, seed):
         device = torch.device(self.device) if self.device is not None else torch.device("cpu")
-        devices = [device] if device.type == "cuda" else []
+        devices = []
+        if device.type == "cuda":
+            devices = [torch.cuda.current_device() if device.index is None else device.index]
         return _SeededRNG(seed, devices)
 
 
