@@ -1,0 +1,95 @@
+"""GPU behaviour: training on CUDA, and CUDA-trained models loading on CPU.
+
+Run with ``python -m pytest -m cuda`` on a machine with a GPU; skipped elsewhere.
+"""
+
+import subprocess
+import sys
+import textwrap
+
+import joblib
+import numpy as np
+import pytest
+import torch
+
+from skcl import ContinualClassifier
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+
+
+def _strategy_params():
+    """Regularizer and rehearsal objects, where their modules exist."""
+    params = {}
+    try:
+        from skcl.regularizers import EWC
+
+        params["regularizer"] = EWC(lam=10.0)
+    except ImportError:
+        pass
+    try:
+        from skcl.rehearsal import RehearsalBuffer
+
+        params["rehearsal"] = RehearsalBuffer(capacity=300, replay_ratio=0.5)
+    except ImportError:
+        pass
+    return params
+
+
+def test_training_on_cuda_keeps_everything_on_the_device(stream):
+    X, y, months = stream
+    clf = ContinualClassifier(device="cuda", max_epochs=2, random_state=0,
+                              module__hidden_units=(16,), **_strategy_params())
+    clf.fit(X, y, months=months)
+    assert all(p.device.type == "cuda" for p in clf.module_.parameters())
+    for state in clf.optimizer_.state.values():
+        assert state["exp_avg"].device.type == "cuda"
+    cpu = ContinualClassifier(device="cpu", max_epochs=2, random_state=0,
+                              module__hidden_units=(16,), **_strategy_params())
+    cpu.fit(X, y, months=months)
+    # not bit-identical across devices, but the same model up to float noise
+    assert np.mean(clf.predict(X) == cpu.predict(X)) > 0.95
+
+
+def test_cuda_trained_model_loads_on_a_cpu_only_machine(stream, tmp_path):
+    X, y, months = stream
+    clf = ContinualClassifier(device="cuda", max_epochs=2, random_state=0,
+                              module__hidden_units=(16,), **_strategy_params())
+    clf.fit(X[months < 3], y[months < 3], months=months[months < 3])
+    model_path = tmp_path / "model.joblib"
+    data_path = tmp_path / "data.npz"
+    joblib.dump(clf, model_path)
+    np.savez(data_path, X=X, y=y, months=months, proba=clf.predict_proba(X))
+    script = textwrap.dedent(f"""
+        import warnings
+        import joblib, numpy as np, torch
+        assert not torch.cuda.is_available()
+        data = np.load({str(data_path)!r})
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            clf = joblib.load({str(model_path)!r})
+        assert clf.device == "cpu", clf.device
+        assert any("cpu" in str(w.message).lower() for w in caught), [str(w.message) for w in caught]
+        np.testing.assert_allclose(clf.predict_proba(data["X"]), data["proba"], atol=1e-5)
+        rows = data["months"] == 3
+        clf.partial_fit(data["X"][rows], data["y"][rows])
+        print("ok", clf.n_months_seen_)
+    """)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True,
+        env={**__import__("os").environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok 4"
+
+
+def test_save_weights_from_cuda_loads_on_cpu(stream, tmp_path):
+    X, y, months = stream
+    clf = ContinualClassifier(device="cuda", max_epochs=1, random_state=0,
+                              module__hidden_units=(16,)).fit(X, y, months=months)
+    path = tmp_path / "weights.pt"
+    clf.save_weights(path)
+    loaded = ContinualClassifier(device="cpu", module__hidden_units=(16,)).load_weights(path)
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-5)
