@@ -1,0 +1,634 @@
+"""Month-by-month evaluation of continual-learning strategies against retraining.
+
+:func:`evaluate_stream` trains every strategy on a stream one month at a time
+and scores each intermediate model on every month's held-out part, which gives
+the full "accuracy matrix" of continual learning (trained-up-to month x
+evaluated month) for each strategy, plus the training cost that produced it.
+:class:`StreamEvaluation` holds the result as plain records, so pandas is not
+needed to use it.
+"""
+
+import csv
+import inspect
+import math
+import sys
+import time
+from numbers import Real
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.metrics import get_scorer
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+
+__all__ = ["StreamEvaluation", "evaluate_stream"]
+
+#: Columns of :attr:`StreamEvaluation.records`, in order.
+RECORD_COLUMNS = (
+    "strategy", "train_step", "train_month", "eval_month", "metric", "score",
+    "samples_processed", "fit_seconds",
+)
+
+#: Columns of :attr:`StreamEvaluation.summary`, in order.
+SUMMARY_COLUMNS = (
+    "strategy", "mean_score", "worst_score", "worst_month", "first_month_score",
+    "first_month_forgetting", "last_month_score", "gap_to_reference",
+    "samples_processed", "relative_cost", "fit_seconds", "relative_time",
+)
+
+
+def evaluate_stream(
+    strategies,
+    X,
+    y,
+    months,
+    *,
+    test_size=0.3,
+    metric="accuracy",
+    reference="retrain",
+    random_state=None,
+    progress=False,
+):
+    """Train strategies month by month and score them on every month's test part.
+
+    Every month of the stream is split once into a stratified training part and
+    a held-out test part (the same split for every strategy). Each strategy is
+    cloned, then trained with one ``partial_fit(X_train_m, y_train_m,
+    classes=all_classes, month=m)`` per month in sorted month order; after each
+    month the current model is scored on the test part of *every* month (past,
+    current and future ones).
+
+    **Samples processed**, the cost column, counts training rows the way the
+    optimizer sees them: every row of every training epoch, cumulated over the
+    months. Rows replayed from a rehearsal buffer count, and full retraining
+    counts all past months again at every month, for every epoch. For a
+    skorch-based estimator (such as :class:`~skcl.ContinualClassifier`) it is
+    read from the training history (the sum of ``train_batch_size`` over all
+    batches, accumulated month by month); for an estimator holding fitted
+    sub-estimators in ``estimators_`` (such as the model-averaging baseline)
+    it is the sum over those; for any other estimator, each ``partial_fit``
+    call is taken to be one pass over the month's rows (as scikit-learn's
+    ``SGDClassifier`` does).
+    Forward passes that do not train (predictions, scoring, the Fisher
+    estimation of EWC-type regularizers) are not counted; ``fit_seconds``,
+    the wall time spent inside ``partial_fit``, includes them.
+
+    Parameters
+    ----------
+    strategies : dict or list of (str, estimator) tuples
+        The strategies to compare, by name. Each estimator needs
+        ``partial_fit(X, y, classes=...)``, as :class:`~skcl.ContinualClassifier`
+        and scikit-learn's incremental classifiers have; ``month=`` is passed
+        too when ``partial_fit`` accepts it. Estimators are cloned, so the
+        objects passed stay unfitted.
+    X : array-like of shape (n_samples, n_features)
+        Features of the whole stream (numpy array or DataFrame).
+    y : array-like of shape (n_samples,)
+        Labels.
+    months : array-like of shape (n_samples,)
+        Month label of each row; any sortable labels (ints, ``'YYYY-MM'``
+        strings, dates).
+    test_size : float, default=0.3
+        Fraction of each month held out for evaluation, stratified by label.
+    metric : str or callable, default="accuracy"
+        A scikit-learn scorer name (``"accuracy"``, ``"roc_auc"``,
+        ``"balanced_accuracy"``, ...) or a callable ``scorer(estimator, X, y)``
+        returning a float where higher is better.
+    reference : str or None, default="retrain"
+        Name of the strategy that ``gap_to_reference``, ``relative_cost`` and
+        ``relative_time`` compare against. The default is used only if a
+        strategy of that name exists; a name given explicitly must exist.
+        ``None`` leaves those columns empty.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the train/test split of every month. The strategies' own
+        randomness is theirs to set.
+    progress : bool, default=False
+        Show a progress bar over strategies and months (tqdm, from the
+        ``progress`` extra), or print one line per month to stderr when tqdm
+        is not installed.
+
+    Returns
+    -------
+    result : StreamEvaluation
+        ``result.records``: one dict per (strategy, training month, evaluated
+        month); ``result.summary``: one dict per strategy; ``result.to_frame()``
+        and ``result.summary_frame()`` give pandas DataFrames.
+
+    See Also
+    --------
+    StreamEvaluation : The returned result and its columns.
+    skcl.ContinualClassifier : The estimator whose strategies this compares.
+
+    Examples
+    --------
+    >>> from skcl import ContinualClassifier
+    >>> from skcl.datasets import make_drifting_stream
+    >>> from skcl.evaluation import evaluate_stream
+    >>> X, y, months = make_drifting_stream(n_months=3, n_samples_per_month=100,
+    ...                                     random_state=0)
+    >>> base = ContinualClassifier(module__hidden_units=(8,), max_epochs=1,
+    ...                            random_state=0)
+    >>> result = evaluate_stream(
+    ...     {"retrain": base.set_params(strategy="retrain"),
+    ...      "naive": ContinualClassifier(module__hidden_units=(8,), max_epochs=1,
+    ...                                   random_state=0)},
+    ...     X, y, months, random_state=0)
+    >>> len(result.records)  # 2 strategies x 3 training months x 3 evaluated months
+    18
+    >>> [row["strategy"] for row in result.summary]
+    ['retrain', 'naive']
+    >>> result.summary[1]["samples_processed"] < result.summary[0]["samples_processed"]
+    True
+    """
+    named = _check_strategies(strategies)
+    reference = _check_reference(reference, [name for name, _ in named])
+    if not (isinstance(test_size, Real) and not isinstance(test_size, bool)
+            and 0 < test_size < 1):
+        raise ValueError(
+            f"test_size must be a float in (0, 1), got {test_size!r}; e.g. test_size=0.3"
+        )
+    scorer = _check_metric(metric)
+    metric_name = metric if isinstance(metric, str) else getattr(
+        metric, "__name__", type(metric).__name__)
+    y = np.asarray(y)
+    months = np.asarray(months)
+    n_rows = _n_rows(X)
+    if y.ndim != 1 or months.ndim != 1 or not (len(y) == len(months) == n_rows):
+        raise ValueError(
+            f"X, y and months must have one entry per row, got {n_rows} rows in X, "
+            f"y of shape {y.shape} and months of shape {months.shape}"
+        )
+    if n_rows == 0:
+        raise ValueError("the stream is empty; pass at least one month of rows")
+    try:
+        month_order = np.unique(months)
+    except TypeError as exc:
+        raise ValueError(
+            f"month labels cannot be sorted ({exc}); use one comparable type, "
+            "e.g. all ints or all 'YYYY-MM' strings"
+        ) from exc
+    classes = np.unique(y)
+    splits = _split_months(y, months, month_order, test_size, random_state)
+    month_labels = [_plain(month) for month in month_order]
+
+    records = []
+    bar = _Progress(len(named) * len(month_order), enabled=progress)
+    try:
+        for name, estimator in named:
+            estimator = clone(estimator)
+            counter = _SampleCounter()
+            month_kwarg = _month_kwarg(estimator)
+            rows_passed = 0
+            fit_seconds = 0.0
+            for step, (month, (train_rows, _)) in enumerate(zip(month_labels, splits), 1):
+                bar.describe(f"{name}: month {month}")
+                start = time.perf_counter()
+                estimator.partial_fit(_take(X, train_rows), y[train_rows],
+                                      classes=classes, **month_kwarg(month))
+                fit_seconds += time.perf_counter() - start
+                rows_passed += len(train_rows)
+                samples = counter.update(estimator)
+                samples = rows_passed if samples is None else samples
+                for eval_month, (_, test_rows) in zip(month_labels, splits):
+                    score = float(scorer(estimator, _take(X, test_rows), y[test_rows]))
+                    records.append({
+                        "strategy": name, "train_step": step, "train_month": month,
+                        "eval_month": eval_month, "metric": metric_name,
+                        "score": score, "samples_processed": int(samples),
+                        "fit_seconds": fit_seconds,
+                    })
+                bar.update()
+    finally:
+        bar.close()
+    return StreamEvaluation(records, metric=metric_name, reference=reference,
+                            months=month_labels)
+
+
+class StreamEvaluation:
+    """Result of :func:`evaluate_stream`: per-month scores and costs of strategies.
+
+    Plain Python records, usable without pandas; ``to_frame`` and
+    ``summary_frame`` convert them when pandas is installed.
+
+    Parameters
+    ----------
+    records : list of dict
+        One dict per (strategy, training month, evaluated month), with the keys
+        described under Attributes.
+    metric : str
+        Name of the metric in the ``score`` column.
+    reference : str or None
+        Strategy the summary's relative columns compare against.
+    months : list
+        Month labels in training order.
+
+    Attributes
+    ----------
+    records : list of dict
+        The tidy table. Keys: ``strategy``; ``train_step`` (1 for the first
+        month trained on); ``train_month`` (the last month the model was
+        trained on); ``eval_month`` (the month whose test part was scored);
+        ``metric``; ``score``; ``samples_processed`` (cumulative training rows
+        up to and including ``train_month``, every epoch and replayed row
+        counted, see :func:`evaluate_stream`); ``fit_seconds`` (cumulative wall
+        time inside ``partial_fit``).
+    summary : list of dict
+        One dict per strategy, in the order given, describing the model after
+        the last month. Keys: ``strategy``; ``mean_score`` (mean over evaluated
+        months: the area under the per-month curve); ``worst_score`` and
+        ``worst_month``; ``first_month_score`` (the first month, after the
+        last); ``first_month_forgetting`` (first-month score right after
+        training on it, minus ``first_month_score``); ``last_month_score`` (the
+        newest month); ``gap_to_reference`` (``mean_score`` minus the
+        reference's, negative when worse); ``samples_processed`` (total);
+        ``relative_cost`` (``samples_processed`` over the reference's);
+        ``fit_seconds`` (total) and ``relative_time`` (over the reference's).
+        Relative columns are ``None`` without a reference.
+    metric, reference, months
+        As passed.
+    strategies : list of str
+        Strategy names in the order given.
+
+    See Also
+    --------
+    evaluate_stream : Produces this result.
+
+    Examples
+    --------
+    >>> from skcl.evaluation import StreamEvaluation
+    >>> records = [
+    ...     {"strategy": "a", "train_step": step, "train_month": train,
+    ...      "eval_month": ev, "metric": "accuracy", "score": score,
+    ...      "samples_processed": 10 * step, "fit_seconds": 0.1 * step}
+    ...     for step, train, ev, score in [(1, 0, 0, 0.9), (1, 0, 1, 0.5),
+    ...                                    (2, 1, 0, 0.7), (2, 1, 1, 0.8)]]
+    >>> result = StreamEvaluation(records, metric="accuracy", reference=None,
+    ...                           months=[0, 1])
+    >>> result.matrix("a")
+    array([[0.9, 0.5],
+           [0.7, 0.8]])
+    >>> row = result.summary[0]
+    >>> round(row["mean_score"], 3), round(row["first_month_forgetting"], 3)
+    (0.75, 0.2)
+    """
+
+    def __init__(self, records, *, metric, reference, months):
+        self.records = list(records)
+        self.metric = metric
+        self.reference = reference
+        self.months = list(months)
+        self.strategies = list(dict.fromkeys(row["strategy"] for row in self.records))
+        self.summary = self._summarize()
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(strategies={self.strategies!r}, "
+                f"months={len(self.months)}, metric={self.metric!r}, "
+                f"reference={self.reference!r})")
+
+    def matrix(self, strategy):
+        """Return one strategy's scores as a (training month x evaluated month) array.
+
+        Parameters
+        ----------
+        strategy : str
+            A name from ``strategies``.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_months, n_months)
+            ``scores[i, j]``: the score on month ``j``'s test part of the model
+            trained up to month ``i`` (both in ``months`` order).
+        """
+        if strategy not in self.strategies:
+            raise KeyError(
+                f"no strategy {strategy!r} in this result; choose from {self.strategies!r}"
+            )
+        position = {month: index for index, month in enumerate(self.months)}
+        scores = np.full((len(self.months), len(self.months)), np.nan)
+        for row in self.records:
+            if row["strategy"] == strategy:
+                scores[row["train_step"] - 1, position[row["eval_month"]]] = row["score"]
+        return scores
+
+    def to_frame(self):
+        """Return ``records`` as a pandas DataFrame (needs pandas).
+
+        Returns
+        -------
+        frame : pandas.DataFrame
+        """
+        return _frame(self.records, RECORD_COLUMNS)
+
+    def summary_frame(self):
+        """Return ``summary`` as a pandas DataFrame indexed by strategy (needs pandas).
+
+        Returns
+        -------
+        frame : pandas.DataFrame
+        """
+        return _frame(self.summary, SUMMARY_COLUMNS).set_index("strategy")
+
+    def to_csv(self, path):
+        """Write ``records`` to a CSV file (no pandas needed).
+
+        Parameters
+        ----------
+        path : str or path-like
+        """
+        with open(path, "w", newline="", encoding="utf-8") as stream:
+            writer = csv.DictWriter(stream, fieldnames=RECORD_COLUMNS)
+            writer.writeheader()
+            writer.writerows(self.records)
+
+    def format_summary(self, sort_by="mean_score"):
+        """Return the summary as an aligned text table, best first.
+
+        Parameters
+        ----------
+        sort_by : str, default="mean_score"
+            A numeric summary column; rows are sorted by it, highest first.
+
+        Returns
+        -------
+        table : str
+        """
+        if sort_by not in SUMMARY_COLUMNS or sort_by in ("strategy", "worst_month"):
+            raise ValueError(
+                f"sort_by={sort_by!r} is not a numeric summary column; choose from "
+                f"{[c for c in SUMMARY_COLUMNS if c not in ('strategy', 'worst_month')]!r}"
+            )
+        rows = sorted(self.summary, key=lambda row: _sort_key(row[sort_by]), reverse=True)
+        header = ["strategy", "mean", "worst (month)", "first month", "forgot",
+                  "last month", "gap", "samples", "cost", "seconds"]
+        lines = [header]
+        for row in rows:
+            lines.append([
+                row["strategy"], f"{row['mean_score']:.4f}",
+                f"{row['worst_score']:.4f} ({row['worst_month']})",
+                f"{row['first_month_score']:.4f}", f"{row['first_month_forgetting']:+.4f}",
+                f"{row['last_month_score']:.4f}", _signed(row["gap_to_reference"]),
+                f"{row['samples_processed']:,}", _ratio(row["relative_cost"]),
+                f"{row['fit_seconds']:.1f}",
+            ])
+        widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+        text = []
+        for index, line in enumerate(lines):
+            cells = [line[0].ljust(widths[0])] + [
+                cell.rjust(width) for cell, width in zip(line[1:], widths[1:])]
+            text.append("  ".join(cells).rstrip())
+            if index == 0:
+                text.append("  ".join("-" * width for width in widths))
+        note = (f"metric: {self.metric}; scores of each final model on every month's "
+                "test part")
+        if self.reference is not None:
+            note += (f"; gap and cost relative to {self.reference!r} "
+                     "(cost = samples processed / reference's)")
+        return "\n".join(text + [note])
+
+    def _summarize(self):
+        by_reference = None
+        summary = []
+        for strategy in self.strategies:
+            scores = self.matrix(strategy)
+            final = scores[-1]
+            worst = int(np.nanargmin(final))
+            last_rows = [row for row in self.records
+                         if row["strategy"] == strategy
+                         and row["train_step"] == len(self.months)]
+            summary.append({
+                "strategy": strategy,
+                "mean_score": float(np.nanmean(final)),
+                "worst_score": float(final[worst]),
+                "worst_month": self.months[worst],
+                "first_month_score": float(final[0]),
+                "first_month_forgetting": float(scores[0, 0] - final[0]),
+                "last_month_score": float(final[-1]),
+                "gap_to_reference": None,
+                "samples_processed": int(last_rows[0]["samples_processed"]),
+                "relative_cost": None,
+                "fit_seconds": float(last_rows[0]["fit_seconds"]),
+                "relative_time": None,
+            })
+            if strategy == self.reference:
+                by_reference = summary[-1]
+        if by_reference is not None:
+            for row in summary:
+                row["gap_to_reference"] = row["mean_score"] - by_reference["mean_score"]
+                row["relative_cost"] = _divide(row["samples_processed"],
+                                               by_reference["samples_processed"])
+                row["relative_time"] = _divide(row["fit_seconds"],
+                                               by_reference["fit_seconds"])
+        return summary
+
+
+# ----------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------
+def _check_strategies(strategies):
+    if isinstance(strategies, dict):
+        named = list(strategies.items())
+    else:
+        try:
+            named = [tuple(item) for item in strategies]
+        except TypeError:
+            named = None
+        if named is None or any(len(item) != 2 for item in named):
+            raise TypeError(
+                f"strategies must be a dict or a list of (name, estimator) pairs, got "
+                f"{strategies!r}"
+            )
+    if not named:
+        raise ValueError("strategies is empty; pass at least one (name, estimator)")
+    names = [name for name, _ in named]
+    for name, estimator in named:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"strategy names must be non-empty strings, got {name!r}")
+        if not hasattr(estimator, "partial_fit"):
+            raise TypeError(
+                f"strategy {name!r} is {estimator!r}, which has no partial_fit; pass an "
+                "incremental estimator such as skcl.ContinualClassifier"
+            )
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"strategy names must be unique; {duplicates!r} repeat")
+    return named
+
+
+def _check_reference(reference, names):
+    if reference is None:
+        return None
+    if reference in names:
+        return reference
+    if reference == "retrain":  # the default: optional
+        return None
+    raise ValueError(
+        f"reference={reference!r} is not one of the strategies {names!r}; pass one of "
+        "them or reference=None"
+    )
+
+
+def _check_metric(metric):
+    if callable(metric):
+        return metric
+    if isinstance(metric, str):
+        try:
+            return get_scorer(metric)
+        except ValueError:
+            pass
+    raise ValueError(
+        f"metric={metric!r} is not a scikit-learn scorer name; use e.g. 'accuracy' or "
+        "'roc_auc' (sklearn.metrics.get_scorer_names() lists all), or pass a callable "
+        "scorer(estimator, X, y)"
+    )
+
+
+def _split_months(y, months, month_order, test_size, random_state):
+    rng = check_random_state(random_state)
+    splits = []
+    for month in month_order:
+        rows = np.flatnonzero(months == month)
+        labels, counts = np.unique(y[rows], return_counts=True)
+        n_test = math.ceil(test_size * len(rows))
+        if counts.min() < 2 or n_test < len(labels) or len(rows) - n_test < len(labels):
+            raise ValueError(
+                f"month {_plain(month)!r} has {len(rows)} rows with label counts "
+                f"{dict(zip(_plain_list(labels), counts.tolist()))!r}, too few for a "
+                f"stratified hold-out of test_size={test_size!r}; every label needs at "
+                "least 2 rows per month: merge or drop the month"
+            )
+        train, test = train_test_split(rows, test_size=test_size, stratify=y[rows],
+                                       random_state=rng)
+        splits.append((np.sort(train), np.sort(test)))
+    return splits
+
+
+class _SampleCounter:
+    """Cumulative training rows of an estimator, read from its training history(ies).
+
+    skorch records each training batch's size in ``history_``; a
+    ``ContinualClassifier`` keeps per-batch records of its latest month only,
+    so the count is accumulated after every ``partial_fit`` from the epochs
+    added since the previous one. Estimators holding sub-estimators in
+    ``estimators_`` (model averaging) are counted member by member.
+    """
+
+    def __init__(self):
+        self.total = 0
+        self.epochs_counted = {}
+
+    def update(self, estimator):
+        """Add the epochs trained since the last call; None if nothing is known."""
+        nets = list(self._nets(estimator, ()))
+        if not nets:
+            return None
+        for path, history in nets:
+            counted = self.epochs_counted.get(path, 0)
+            if len(history) < counted:  # a fresh history: count it from the start
+                counted = 0
+            for epoch in history[counted:]:
+                self.total += sum(batch.get("train_batch_size", 0)
+                                  for batch in epoch["batches"])
+            self.epochs_counted[path] = len(history)
+        return self.total
+
+    def _nets(self, estimator, path):
+        history = getattr(estimator, "history_", None)
+        if history is not None:
+            yield path, history
+            return
+        members = getattr(estimator, "estimators_", None)
+        if isinstance(members, (list, tuple)):
+            for index, member in enumerate(members):
+                yield from self._nets(member, path + (index,))
+
+
+def _month_kwarg(estimator):
+    """``partial_fit``'s month keyword, for estimators that take one."""
+    try:
+        parameters = inspect.signature(estimator.partial_fit).parameters.values()
+    except (TypeError, ValueError):
+        parameters = ()
+    if any(p.name == "month" or p.kind is p.VAR_KEYWORD for p in parameters):
+        return lambda month: {"month": month}
+    return lambda month: {}
+
+
+def _n_rows(X):
+    shape = getattr(X, "shape", None)
+    return shape[0] if shape is not None else len(X)
+
+
+def _take(X, rows):
+    if hasattr(X, "iloc"):
+        return X.iloc[rows]
+    return np.asarray(X)[rows] if not hasattr(X, "shape") else X[rows]
+
+
+def _plain(value):
+    """A numpy scalar as the Python scalar it holds (for CSV and JSON)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _plain_list(values):
+    return [_plain(value) for value in values]
+
+
+def _divide(numerator, denominator):
+    return None if not denominator else numerator / denominator
+
+
+def _sort_key(value):
+    return -math.inf if value is None or value != value else value
+
+
+def _signed(value):
+    return "" if value is None else f"{value:+.4f}"
+
+
+def _ratio(value):
+    return "" if value is None else f"{value:.2f}x"
+
+
+def _frame(rows, columns):
+    try:
+        import pandas as pd
+    except ImportError as exc:
+        raise ImportError(
+            "converting to a DataFrame needs pandas, which skcl does not require; "
+            "pip install pandas, or use the .records / .summary lists"
+        ) from exc
+    return pd.DataFrame(list(rows), columns=list(columns))
+
+
+class _Progress:
+    """A tqdm bar when tqdm is installed, else one plain line per step on stderr."""
+
+    def __init__(self, total, enabled):
+        self.total = total
+        self.enabled = enabled
+        self.count = 0
+        self.label = ""
+        self.bar = None
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=total, unit="month", dynamic_ncols=True)
+
+    def describe(self, label):
+        self.label = label
+        if self.bar is not None:
+            self.bar.set_description(label)
+
+    def update(self):
+        self.count += 1
+        if self.bar is not None:
+            self.bar.update()
+        elif self.enabled:
+            print(f"[{self.count}/{self.total}] {self.label}", file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
