@@ -1,8 +1,21 @@
 """skcl: scikit-learn-compatible continual learning on skorch and PyTorch."""
 
+from .averaging import MonthlyAveragingClassifier
 from .classifier import ContinualClassifier
+from .model_selection import MonthlyKFold, TemporalSplit
 from .modules import MLP
+from .rehearsal import RehearsalBuffer
+from .scoring import ForgettingScorer
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["ContinualClassifier", "MLP", "__version__"]
+__all__ = [
+    "ContinualClassifier",
+    "ForgettingScorer",
+    "MLP",
+    "MonthlyAveragingClassifier",
+    "MonthlyKFold",
+    "RehearsalBuffer",
+    "TemporalSplit",
+    "__version__",
+]
