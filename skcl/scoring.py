@@ -767,7 +767,7 @@ def _last_trained_month(estimator, aggregate):
             f"training month, but {type(_final_step(estimator)).__name__} has no "
             "months_; use a fitted ContinualClassifier"
         )
-    return trained[-1]
+    return _as_list(np.asarray(trained[-1:]))[0]
 
 
 def _check_matrix(R, caller, square):
