@@ -42,7 +42,8 @@ class ContinualClassifier(NeuralNetClassifier):
     ``fit(X, y, months=...)`` replays a whole stream month by month. Strategies
     compose through independent parameters: ``strategy`` (fine-tune or retrain),
     ``regularizer`` (a loss penalty), ``rehearsal`` (replayed past data) and
-    ``finetune_lr`` (the optimizer's learning rate after the first month).
+    ``finetune_lr`` / ``finish_epochs`` (the optimizer's learning rate after the
+    first month, and low-rate epochs that close each month).
 
     Parameters
     ----------
@@ -62,8 +63,16 @@ class ContinualClassifier(NeuralNetClassifier):
     finetune_lr : float or None, default=None
         Learning rate of every later month, set on the live optimizer without
         resetting its state. ``None`` keeps ``lr``.
+    finish_epochs : int, default=0
+        Extra epochs at the end of every month, trained at ``finish_lr``:
+        finishing a run with a few low-learning-rate epochs settles the weights
+        near a minimum of the month's loss without the large steps that move
+        them far from what earlier months learned.
+    finish_lr : float or None, default=None
+        Learning rate of the finishing epochs; ``None`` is a tenth of the
+        month's learning rate.
     max_epochs : int, default=5
-        Epochs per month (per ``partial_fit`` call).
+        Epochs per month (per ``partial_fit`` call), before ``finish_epochs``.
     batch_size : int, default=128
         Rows per mini-batch.
     strategy : {"finetune", "retrain"}, default="finetune"
@@ -165,6 +174,8 @@ class ContinualClassifier(NeuralNetClassifier):
     _parameter_constraints = {
         "lr": [Interval(Real, 0, None, closed="neither")],
         "finetune_lr": [Interval(Real, 0, None, closed="left"), None],
+        "finish_epochs": [Interval(Integral, 0, None, closed="left")],
+        "finish_lr": [Interval(Real, 0, None, closed="left"), None],
         "max_epochs": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"),
                        Options(Integral, {-1})],
@@ -183,6 +194,8 @@ class ContinualClassifier(NeuralNetClassifier):
         optimizer=torch.optim.Adam,
         lr=1e-3,
         finetune_lr=None,
+        finish_epochs=0,
+        finish_lr=None,
         max_epochs=5,
         batch_size=128,
         strategy="finetune",
@@ -217,6 +230,8 @@ class ContinualClassifier(NeuralNetClassifier):
             **kwargs,
         )
         self.finetune_lr = finetune_lr
+        self.finish_epochs = finish_epochs
+        self.finish_lr = finish_lr
         self.strategy = strategy
         self.regularizer = regularizer
         self.rehearsal = rehearsal
@@ -783,6 +798,13 @@ class ContinualClassifier(NeuralNetClassifier):
                 epoch["batches"] = []
             self.notify("on_train_begin", X=X_train, y=y_train)
             self.fit_loop(X_train, y_train, **fit_params)
+            if self.finish_epochs:
+                finish_lr = 0.1 * lr if self.finish_lr is None else self.finish_lr
+                for group in self.optimizer_.param_groups:
+                    group["lr"] = finish_lr
+                self.fit_loop(X_train, y_train, epochs=self.finish_epochs, **fit_params)
+                for group in self.optimizer_.param_groups:
+                    group["lr"] = lr
             self.notify("on_train_end", X=X_train, y=y_train)
             self.on_month_end(X_month, y_month, month)
 
@@ -809,13 +831,16 @@ class ContinualClassifier(NeuralNetClassifier):
                         random_state=int(self.rng_.integers(_SEED_HIGH)))
 
     def _remember_for_retrain(self, X, y_encoded):
-        if "retrain_data_" not in self.__dict__:
-            self.retrain_data_ = ([], [])
-        self.retrain_data_[0].append(X)
-        self.retrain_data_[1].append(y_encoded)
-        X_all = np.concatenate(self.retrain_data_[0])
-        y_all = np.concatenate(self.retrain_data_[1])
-        return self._to_device(X_all), self._to_device(y_all, dtype=torch.long)
+        # every past row, in an unbounded RehearsalBuffer: one copy on the host
+        from .rehearsal import RehearsalBuffer
+
+        if "seen_data_" not in self.__dict__:
+            # capacity=None keeps every row and draws nothing; the fixed seed
+            # only spares numpy's global RNG
+            self.seen_data_ = RehearsalBuffer(capacity=None, random_state=0)
+        self.seen_data_.partial_fit(X, y_encoded)
+        return (self._to_device(self.seen_data_.X_),
+                self._to_device(self.seen_data_.y_, dtype=torch.long))
 
     def _reset(self):
         """Forget every fitted attribute, as a fresh ``fit`` must."""

@@ -224,7 +224,7 @@ def test_retrain_reinitializes_and_trains_on_everything(stream, make_clf):
         # one epoch over everything so far: batches = ceil(rows seen / batch size)
         assert clf.history[-1, "train_batch_count"] == int(np.ceil(sum(seen) / 64))
     assert clf.optimizer_.param_groups[0]["lr"] == clf.lr
-    assert sum(len(part) for part in clf.retrain_data_[0]) == 600
+    assert clf.seen_data_.n_seen_ == len(clf.seen_data_.y_) == 600
     assert len(clf.history) == 3
 
 
@@ -269,3 +269,29 @@ def test_naive_finetuning_forgets_what_retraining_keeps():
         scores[strategy] = clf.score(X[first_month_test], y[first_month_test])
     assert scores["retrain"] > 0.8
     assert scores["finetune"] < scores["retrain"] - 0.2
+
+
+def test_finish_epochs_run_at_the_low_rate(stream, make_clf):
+    from skorch.callbacks import Callback
+
+    class RecordLR(Callback):
+        def initialize(self):
+            self.rates_ = []
+            return self
+
+        def on_epoch_begin(self, net, **kwargs):
+            self.rates_.append(net.optimizer_.param_groups[0]["lr"])
+
+    X, y, months = stream
+    clf = make_clf(lr=1e-2, finetune_lr=1e-3, max_epochs=2, finish_epochs=1,
+                   callbacks=[("lr", RecordLR())])
+    clf.partial_fit(X[months == 0], y[months == 0])
+    clf.partial_fit(X[months == 1], y[months == 1])
+    rates = dict(clf.callbacks_)["lr"].rates_
+    np.testing.assert_allclose(rates, [1e-2, 1e-2, 1e-3, 1e-3, 1e-3, 1e-4])
+    assert len(clf.history) == 6
+    assert clf.optimizer_.param_groups[0]["lr"] == 1e-3
+    explicit = make_clf(max_epochs=1, finish_epochs=2, finish_lr=5e-4,
+                        callbacks=[("lr", RecordLR())])
+    explicit.partial_fit(X[months == 0], y[months == 0])
+    np.testing.assert_allclose(dict(explicit.callbacks_)["lr"].rates_, [1e-2, 5e-4, 5e-4])
