@@ -1,0 +1,287 @@
+"""MonthlyAveragingClassifier: one fresh model per month, predictions averaged."""
+
+import copy
+from numbers import Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from .utils._sklearn_compat import (
+    HasMethods,
+    Interval,
+    StrOptions,
+    check_parameter_constraints,
+    validate_data,
+)
+
+__all__ = ["MonthlyAveragingClassifier"]
+
+_SEED_HIGH = np.iinfo(np.int32).max
+
+
+class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
+    """Model averaging: a fresh model per month, their probabilities averaged.
+
+    The model-averaging baseline of continual learning. Each ``partial_fit``
+    trains a new, freshly initialized clone of ``estimator`` on that month
+    only; prediction averages the probabilities of every monthly model, with
+    equal weights or weights decaying with a model's age. Nothing is
+    fine-tuned and no past data is kept, but memory and prediction time grow
+    with the number of months (one model each).
+
+    Parameters
+    ----------
+    estimator : classifier or None, default=None
+        Template of the monthly models; needs ``fit`` and ``predict_proba``.
+        ``None`` uses ``ContinualClassifier()``. Each month's clone is fitted
+        with ``fit(X_month, y_month_encoded)``, on labels encoded as indices
+        into ``classes_``; when the clone has a ``random_state`` parameter left
+        to ``None``, it is seeded from ``rng_``.
+    weights : {"uniform", "recency"}, default="uniform"
+        ``"uniform"``: the plain mean of the monthly models. ``"recency"``: the
+        model trained ``k`` months before the newest weighs ``decay ** k``
+        (weights normalized to sum to one), so recent months dominate.
+    decay : float in (0, 1], default=0.5
+        Per-month weight decay under ``weights="recency"`` (``1`` is uniform).
+        Ignored under ``"uniform"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the monthly clones (see ``estimator``), so that an int makes a
+        run reproducible.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels, fixed at the first month.
+    n_features_in_ : int
+        Number of features, fixed at the first month.
+    feature_names_in_ : ndarray of str
+        Column names, when the first month was a DataFrame with string columns.
+    estimators_ : list of estimators
+        The monthly models, oldest first. Their own ``classes_`` are encoded
+        labels (indices into ``classes_``).
+    months_ : list
+        Month label of each model in ``estimators_``.
+    rng_ : numpy.random.Generator
+        Source of the monthly seeds.
+
+    See Also
+    --------
+    skcl.ContinualClassifier : One model fine-tuned month after month.
+    skcl.RehearsalBuffer : Replay of past data, the data-level strategy.
+
+    Examples
+    --------
+    >>> from skcl import ContinualClassifier, MonthlyAveragingClassifier
+    >>> from skcl.datasets import make_drifting_stream
+    >>> X, y, months = make_drifting_stream(n_months=3, n_samples_per_month=100,
+    ...                                     random_state=0)
+    >>> clf = MonthlyAveragingClassifier(ContinualClassifier(max_epochs=2),
+    ...                                  weights="recency", random_state=0)
+    >>> clf = clf.fit(X, y, months=months)
+    >>> len(clf.estimators_)
+    3
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 2)
+    """
+
+    # ``months`` is what GridSearchCV must slice per fold: request it by default.
+    __metadata_request__fit = {"months": True}
+
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit", "predict_proba"]), None],
+        "weights": [StrOptions({"uniform", "recency"})],
+        "decay": [Interval(Real, 0, 1, closed="right")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, estimator=None, *, weights="uniform", decay=0.5, random_state=None):
+        self.estimator = estimator
+        self.weights = weights
+        self.decay = decay
+        self.random_state = random_state
+
+    def partial_fit(self, X, y, classes=None, month=None):
+        """Train a fresh model on one month and add it to the average.
+
+        Atomic: if it raises, the estimator is unchanged.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The month's features.
+        y : array-like of shape (n_samples,)
+            The month's labels; at least two classes (each month's model is
+            trained from scratch).
+        classes : array-like of shape (n_classes,), default=None
+            Every label of the stream. Needed on the first call unless that
+            month holds every label; must match ``classes_`` after.
+        month : hashable, default=None
+            The month's label, recorded in ``months_``. ``None`` uses the
+            number of months seen so far.
+
+        Returns
+        -------
+        self : MonthlyAveragingClassifier
+        """
+        first_call = "classes_" not in self.__dict__
+        # A shallow snapshot suffices: fitted lists are replaced, never
+        # modified in place, and the generator is advanced on a copy.
+        state = dict(self.__dict__)
+        try:
+            if first_call:
+                check_parameter_constraints(self)
+            else:
+                self.rng_ = copy.deepcopy(self.rng_)
+            X, y = validate_data(self, X, y, reset=first_call)
+            self._fit_month(X, y, classes, month)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(state)
+            raise
+        return self
+
+    def fit(self, X, y, months=None):
+        """Reset, then train one model per month, in sorted month order.
+
+        Equivalent to a fresh estimator's ``partial_fit`` on each distinct
+        month in sorted order, with ``classes`` set to every label in ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features of the whole stream.
+        y : array-like of shape (n_samples,)
+            Labels of the whole stream.
+        months : array-like of shape (n_samples,), default=None
+            Month label of each row (any sortable labels). ``None`` treats
+            everything as one month, so one model.
+
+        Returns
+        -------
+        self : MonthlyAveragingClassifier
+        """
+        check_parameter_constraints(self)
+        for name in [k for k in self.__dict__ if k.endswith("_") and not k.startswith("_")]:
+            del self.__dict__[name]
+        X, y = validate_data(self, X, y, reset=True)
+        if months is None:
+            months = np.zeros(len(y), dtype=int)
+        months = np.asarray(months)
+        if months.ndim != 1 or len(months) != len(y):
+            raise ValueError(
+                f"months has shape {months.shape}, but X has {len(y)} rows; pass one "
+                "month label per row"
+            )
+        try:
+            month_order = np.unique(months)
+        except TypeError as exc:
+            raise ValueError(
+                f"month labels cannot be sorted ({exc}); use one comparable type, "
+                "e.g. all ints or all 'YYYY-MM' strings"
+            ) from exc
+        check_classification_targets(y)
+        classes = np.unique(y)
+        for month in month_order:
+            rows = months == month
+            self._fit_month(X[rows], y[rows], classes, month)
+        return self
+
+    def predict_proba(self, X):
+        """Return the weighted mean of the monthly models' probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns ordered as ``classes_``. A monthly model that never saw a
+            class gives it zero probability.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        proba = np.zeros((len(X), len(self.classes_)))
+        for weight, model in zip(self._model_weights(), self.estimators_):
+            columns = np.asarray(model.classes_, dtype=np.intp)
+            proba[:, columns] += weight * model.predict_proba(X)
+        return proba
+
+    def predict(self, X):
+        """Return the most probable label of each row, from ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        tags.input_tags.allow_nan = False
+        return tags
+
+    def _model_weights(self):
+        n_models = len(self.estimators_)
+        if self.weights == "uniform":
+            return np.full(n_models, 1 / n_models)
+        weights = float(self.decay) ** np.arange(n_models - 1, -1, -1)
+        return weights / weights.sum()
+
+    def _fit_month(self, X, y, classes, month):
+        check_classification_targets(y)
+        if "classes_" not in self.__dict__:
+            self.rng_ = np.random.default_rng(
+                check_random_state(self.random_state).randint(_SEED_HIGH))
+            self.estimators_, self.months_ = [], []
+            self.classes_ = np.unique(y if classes is None else np.asarray(classes))
+            if len(self.classes_) < 2:
+                raise ValueError(
+                    f"the first month has only one class ({self.classes_.tolist()[0]!r}) "
+                    "and classes was not given; pass every label of the stream as "
+                    "classes=[...] on the first partial_fit"
+                )
+        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(
+                f"classes={np.unique(classes).tolist()!r} differs from classes_="
+                f"{self.classes_.tolist()!r} fixed by the first partial_fit; pass the "
+                "same classes or call fit to start over"
+            )
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if len(unknown):
+            raise ValueError(
+                f"y has labels {unknown.tolist()!r} not in classes_ "
+                f"{self.classes_.tolist()!r}; pass every label in classes on the first "
+                "partial_fit"
+            )
+        present = np.unique(y)
+        if len(present) < 2:
+            raise ValueError(
+                f"month {month!r} has only one class ({present.tolist()[0]!r}); each "
+                "month's model is trained from scratch and needs two classes: merge "
+                "the month with a neighbour or leave it out"
+            )
+        if month is None:
+            month = len(self.months_)
+
+        if self.estimator is None:
+            from .classifier import ContinualClassifier
+
+            model = ContinualClassifier()
+        else:
+            model = clone(self.estimator)
+        seed = int(self.rng_.integers(_SEED_HIGH))
+        params = model.get_params(deep=False)
+        if "random_state" in params and params["random_state"] is None:
+            model.set_params(random_state=seed)
+        model.fit(X, np.searchsorted(self.classes_, y))
+        self.estimators_ = [*self.estimators_, model]
+        self.months_ = [*self.months_, month]

@@ -1,0 +1,587 @@
+"""RehearsalBuffer: a bounded replay memory of past months."""
+
+import copy
+import os
+import tempfile
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_X_y
+
+from .utils._sklearn_compat import (
+    Interval,
+    StrOptions,
+    check_parameter_constraints,
+    validate_data,
+)
+
+__all__ = ["RehearsalBuffer"]
+
+_SEED_HIGH = np.iinfo(np.int32).max
+# Rows are copied into a memory-mapped file in blocks of about this many bytes,
+# so a buffer larger than RAM is never loaded whole.
+_COPY_BLOCK_BYTES = 64 * 2**20
+
+
+class RehearsalBuffer(BaseEstimator):
+    """Bounded memory of past rows, replayed alongside each new month.
+
+    ``partial_fit`` stores a month under a strict ``capacity`` (in rows);
+    ``fit_resample`` returns a new month mixed with rows drawn from the memory,
+    following imbalanced-learn's sampler convention, so the buffer serves both as
+    the ``rehearsal`` strategy of :class:`~skcl.ContinualClassifier` and on its
+    own in front of any estimator.
+
+    Which rows are kept depends on ``policy``:
+
+    * ``"reservoir"`` keeps a uniform sample of every row seen (Vitter's
+      algorithm R, vectorised per batch): after ``n_seen`` rows, each one is
+      stored with probability ``capacity / n_seen``. The memory then follows the
+      stream's own mixture, months weighted by their volume. Right when the past
+      matters in proportion to its size and months are of similar size; the
+      default.
+    * ``"per_month"`` gives every month an equal share, ``capacity / n_months``
+      rows (a month with fewer rows keeps them all and lends the rest). When a
+      new month arrives, older months shrink by uniform subsampling. Right when
+      months differ in size, or when old months (families of malware that have
+      faded) must keep their place however long the stream grows.
+    * ``"class_balanced"`` gives every class an equal share, and within a class
+      keeps a uniform sample of its rows (a reservoir per class). Right when a
+      rare class (the malicious one) would otherwise be crowded out of the
+      memory; note that replayed rows then have a balanced class prior, not the
+      stream's.
+
+    Within each share, the kept rows are always a uniform sample of the rows of
+    that share seen so far. Calling ``partial_fit`` again with a month already
+    seen adds to that month.
+
+    Parameters
+    ----------
+    capacity : int or None, default=10_000
+        Most rows stored at any time. ``None`` keeps every row (memory grows
+        with the stream; this is what full retraining needs).
+    replay_ratio : float in [0, 1), default=0.5
+        Share of replayed rows in what ``fit_resample`` returns. ``0`` turns
+        replay off.
+    policy : {"reservoir", "per_month", "class_balanced"}, default="reservoir"
+        Which rows to keep; see above.
+    epoch_size : {"fixed", "grow"}, default="fixed"
+        Size of ``fit_resample``'s result for a month of ``n`` rows.
+        ``"fixed"``: ``n`` rows, ``round(replay_ratio * n)`` of them replayed and
+        the rest a uniform subset of the month (an epoch costs as much as
+        without replay, but sees only part of the new month). ``"grow"``: the
+        whole month plus ``round(n * replay_ratio / (1 - replay_ratio))``
+        replayed rows (every new row is seen; an epoch costs
+        ``1 / (1 - replay_ratio)`` times more).
+    memmap_dir : str, path-like or None, default=None
+        Directory for a temporary file holding ``X_`` as a :class:`numpy.memmap`,
+        for buffers larger than RAM. The file is anonymous (unlinked at
+        creation, so nothing is left behind) and replaced at every
+        ``partial_fit``. Labels and months stay in memory (a few bytes per row).
+        Pickling or ``joblib.dump`` writes the stored rows themselves into the
+        file (joblib streams them from the map without loading them whole);
+        once loaded, ``X_`` is an in-memory array (or, with
+        ``joblib.load(..., mmap_mode="r")``, a map of the joblib file) until the
+        next ``partial_fit`` moves it back under ``memmap_dir``. ``None`` keeps
+        ``X_`` in memory.
+    random_state : int, RandomState instance or None, default=None
+        Seeds every draw (which rows are kept, replayed and subsampled). Used
+        once, at the first ``partial_fit``, to seed ``rng_``; a pickled buffer
+        continues the same sequence of draws.
+
+    Attributes
+    ----------
+    X_ : ndarray of shape (n_stored, n_features)
+        Stored rows, in the dtype of the first ``partial_fit`` (float32 or
+        float64). Read-only: ``partial_fit`` builds new arrays.
+    y_ : ndarray of shape (n_stored,)
+        Labels of the stored rows.
+    months_ : ndarray of shape (n_stored,)
+        Month label of each stored row.
+    n_seen_ : int
+        Rows passed to ``partial_fit`` so far.
+    n_seen_per_month_ : dict
+        Rows seen per month label, in order of arrival.
+    n_seen_per_class_ : dict
+        Rows seen per class label, in order of arrival.
+    n_features_in_ : int
+        Number of features, fixed at the first ``partial_fit``.
+    feature_names_in_ : ndarray of str
+        Column names, when the first ``partial_fit`` got a DataFrame with
+        string columns.
+    rng_ : numpy.random.Generator
+        Source of every draw, created from ``random_state`` at the first
+        ``partial_fit``.
+
+    See Also
+    --------
+    skcl.ContinualClassifier : Uses the buffer as its ``rehearsal`` strategy.
+    skcl.MonthlyAveragingClassifier : The model-averaging baseline.
+
+    Notes
+    -----
+    Memory: at most ``capacity`` rows are stored whatever the stream's length.
+    During ``partial_fit``, the kept rows are copied into new arrays, so up to
+    twice the stored size (plus the incoming month) is held for a moment.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcl import RehearsalBuffer
+    >>> rng = np.random.default_rng(0)
+    >>> buffer = RehearsalBuffer(capacity=100, replay_ratio=0.25, random_state=0)
+    >>> for month in range(3):
+    ...     X = rng.normal(size=(80, 5)).astype(np.float32)
+    ...     y = rng.integers(0, 2, size=80)
+    ...     buffer = buffer.partial_fit(X, y, month=month)
+    >>> buffer.X_.shape, buffer.n_seen_
+    ((100, 5), 240)
+    >>> X_mix, y_mix = buffer.fit_resample(X, y)
+    >>> X_mix.shape
+    (80, 5)
+    >>> X_past, y_past, months_past = buffer.sample(10)
+    >>> X_past.shape
+    (10, 5)
+    """
+
+    _parameter_constraints = {
+        "capacity": [Interval(Integral, 1, None, closed="left"), None],
+        "replay_ratio": [Interval(Real, 0, 1, closed="left")],
+        "policy": [StrOptions({"reservoir", "per_month", "class_balanced"})],
+        "epoch_size": [StrOptions({"fixed", "grow"})],
+        "memmap_dir": [str, os.PathLike, None],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        capacity=10_000,
+        *,
+        replay_ratio=0.5,
+        policy="reservoir",
+        epoch_size="fixed",
+        memmap_dir=None,
+        random_state=None,
+    ):
+        self.capacity = capacity
+        self.replay_ratio = replay_ratio
+        self.policy = policy
+        self.epoch_size = epoch_size
+        self.memmap_dir = memmap_dir
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------
+    # public API
+    # ------------------------------------------------------------------
+    def partial_fit(self, X, y, month=None):
+        """Add a month's rows to the memory, keeping at most ``capacity``.
+
+        The rows are copied (the buffer never shares memory with ``X`` or
+        ``y``). The call is atomic: if it raises, the buffer is unchanged.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The month's features. No NaN or infinite values.
+        y : array-like of shape (n_samples,)
+            The month's class labels.
+        month : hashable scalar, default=None
+            The month's label (int, str, ...). ``None`` uses the number of
+            distinct months seen so far (0, 1, 2, ... when never given).
+
+        Returns
+        -------
+        self : RehearsalBuffer
+        """
+        # A shallow snapshot suffices: stored arrays, dicts and the generator
+        # are replaced, never modified in place.
+        state = dict(self.__dict__)
+        try:
+            self._partial_fit(X, y, month)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(state)
+            raise
+        return self
+
+    def sample(self, n_samples):
+        """Draw stored rows uniformly at random.
+
+        Parameters
+        ----------
+        n_samples : int
+            Number of rows to draw. Up to the number stored, rows are drawn
+            without replacement. Beyond it, every stored row is returned
+            ``n_samples // n_stored`` times and ``n_samples % n_stored`` more
+            are drawn without replacement, so no row appears more than once more
+            than any other; the result is shuffled.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+        months : ndarray of shape (n_samples,)
+            The month label of each drawn row.
+        """
+        if "X_" not in self.__dict__:
+            raise NotFittedError(
+                "This RehearsalBuffer is empty; call partial_fit with some rows "
+                "before sample"
+            )
+        if not isinstance(n_samples, Integral) or n_samples < 0:
+            raise ValueError(
+                f"n_samples={n_samples!r} is not a number of rows; pass an int >= 0"
+            )
+        rng = copy.deepcopy(self.rng_)
+        index = self._draw_stored(rng, int(n_samples))
+        self.rng_ = rng
+        return np.asarray(self.X_[index]), self.y_[index], self.months_[index]
+
+    def fit_resample(self, X, y):
+        """Return the month ``X, y`` mixed with rows replayed from the memory.
+
+        Stored rows are not changed (add the month with ``partial_fit``); only
+        ``rng_`` advances, so every call draws afresh. With an empty buffer or
+        ``replay_ratio=0``, ``X`` and ``y`` are returned as validated.
+        Subclasses change the mixing by overriding ``_fit_resample``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The new month's features.
+        y : array-like of shape (n_samples,)
+            The new month's labels.
+
+        Returns
+        -------
+        X_resampled : ndarray of shape (n_samples_new, n_features)
+            ``n_samples`` rows with ``epoch_size="fixed"``, more with
+            ``"grow"``, in random order (new and replayed rows interleaved).
+        y_resampled : ndarray of shape (n_samples_new,)
+        """
+        check_parameter_constraints(self)
+        if "X_" not in self.__dict__:
+            # nothing to replay; validate without fixing n_features_in_
+            X, y = check_X_y(X, y, dtype=[np.float32, np.float64], ensure_all_finite=False)
+            _check_finite(X)
+            check_classification_targets(y)
+            return X, y
+        X, y = self._validate_month(X, y, reset=False)
+        if self.replay_ratio == 0:
+            return X, y
+        rng = copy.deepcopy(self.rng_)
+        X_resampled, y_resampled = self._fit_resample(X, y, rng)
+        self.rng_ = rng
+        return X_resampled, y_resampled
+
+    # ------------------------------------------------------------------
+    # template methods
+    # ------------------------------------------------------------------
+    def _fit_resample(self, X, y, rng):
+        """Mix validated ``X, y`` with replayed rows, drawing from ``rng``.
+
+        Called by ``fit_resample`` on a non-empty buffer with a positive
+        ``replay_ratio``. Safe to override if the signature is kept.
+        """
+        n_samples = len(y)
+        if self.epoch_size == "fixed":
+            n_replay = int(round(self.replay_ratio * n_samples))
+            new_rows = rng.choice(n_samples, n_samples - n_replay, replace=False)
+        else:
+            n_replay = int(round(n_samples * self.replay_ratio / (1 - self.replay_ratio)))
+            new_rows = np.arange(n_samples)
+        replayed = self._draw_stored(rng, n_replay)
+        n_total = len(new_rows) + n_replay
+        order = rng.permutation(n_total)
+        at_new, at_replay = order[: len(new_rows)], order[len(new_rows):]
+
+        X_resampled = np.empty((n_total, X.shape[1]), dtype=X.dtype)
+        X_resampled[at_new] = X[new_rows]
+        X_resampled[at_replay] = self.X_[replayed]
+        y_resampled = np.empty(n_total, dtype=np.result_type(y, self.y_))
+        y_resampled[at_new] = y[new_rows]
+        y_resampled[at_replay] = self.y_[replayed]
+        return X_resampled, y_resampled
+
+    # ------------------------------------------------------------------
+    # persistence
+    # ------------------------------------------------------------------
+    def __getstate__(self):
+        state = super().__getstate__()
+        if isinstance(state.get("X_"), np.memmap):
+            # pickle the rows themselves, as a plain array: the temporary file
+            # is private to this process
+            state = dict(state, X_=np.asarray(state["X_"]))
+        return state
+
+    def __sklearn_is_fitted__(self):
+        return "X_" in self.__dict__
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for name in ("X_", "y_", "months_"):
+            array = self.__dict__.get(name)
+            if isinstance(array, np.ndarray) and array.flags.writeable:
+                array.flags.writeable = False
+
+    def __deepcopy__(self, memo):
+        # Stored arrays are read-only and never written again, so copies share
+        # them, as they would share any immutable value. This keeps a
+        # memory-mapped X_ out of RAM and makes ContinualClassifier's copy of
+        # its state before every month (for atomicity) cheap.
+        for name in ("X_", "y_", "months_"):
+            array = self.__dict__.get(name)
+            if isinstance(array, np.ndarray) and not array.flags.writeable:
+                memo[id(array)] = array
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        new.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return new
+
+    # ------------------------------------------------------------------
+    # internals
+    # ------------------------------------------------------------------
+    def _partial_fit(self, X, y, month):
+        check_parameter_constraints(self)
+        first_call = "X_" not in self.__dict__
+        if self.memmap_dir is not None and not os.path.isdir(self.memmap_dir):
+            raise ValueError(
+                f"memmap_dir={self.memmap_dir!r} is not an existing directory; "
+                "create it or pass memmap_dir=None to keep the rows in memory"
+            )
+        X, y = self._validate_month(X, y, reset=first_call)
+        n_seen_per_month = dict(self.__dict__.get("n_seen_per_month_", {}))
+        if month is None:
+            month = len(n_seen_per_month)
+        if np.ndim(month) != 0:
+            raise ValueError(
+                f"month={month!r} is not a scalar label; pass one int, str or other "
+                "scalar per call"
+            )
+        months = np.full(len(y), month)
+        if first_call:
+            seed = check_random_state(self.random_state).randint(_SEED_HIGH)
+            rng = np.random.default_rng(seed)
+            X_stored = np.empty((0, X.shape[1]), dtype=X.dtype)
+            y_stored = y[:0]
+            months_stored = months[:0]
+            n_seen_per_class = {}
+            n_seen = 0
+        else:
+            rng = copy.deepcopy(self.rng_)
+            X_stored, y_stored, months_stored = self.X_, self.y_, self.months_
+            _check_same_kind("y", y_stored, y, "labels")
+            _check_same_kind("month", months_stored, months, "month labels")
+            n_seen_per_class = dict(self.n_seen_per_class_)
+            n_seen = self.n_seen_
+
+        if self.policy == "reservoir":
+            keys = None
+            n_seen_of = {None: n_seen}
+        elif self.policy == "per_month":
+            keys = (months_stored, months)
+            n_seen_of = n_seen_per_month
+        else:
+            keys = (y_stored, y)
+            n_seen_of = n_seen_per_class
+        keep, take = _select_rows(keys, n_seen_of, len(y_stored), len(y), self.capacity, rng)
+
+        X_new = self._gather(X_stored, keep, X, take)
+        y_new = np.concatenate([y_stored[keep], y[take]])
+        months_new = np.concatenate([months_stored[keep], months[take]])
+        for array in (X_new, y_new, months_new):
+            array.flags.writeable = False
+
+        n_seen_per_month[month] = n_seen_per_month.get(month, 0) + len(y)
+        labels, counts = np.unique(y, return_counts=True)
+        for label, count in zip(labels.tolist(), counts.tolist()):
+            n_seen_per_class[label] = n_seen_per_class.get(label, 0) + count
+        self.X_, self.y_, self.months_ = X_new, y_new, months_new
+        self.n_seen_ = n_seen + len(y)
+        self.n_seen_per_month_ = n_seen_per_month
+        self.n_seen_per_class_ = n_seen_per_class
+        self.rng_ = rng
+        return self
+
+    def _validate_month(self, X, y, reset):
+        n_features = getattr(self, "n_features_in_", None)
+        shape = np.shape(X)
+        if not reset and n_features is not None and len(shape) == 2 and shape[1] != n_features:
+            raise ValueError(
+                f"X has {shape[1]} features, but RehearsalBuffer is expecting "
+                f"{n_features} features as input (fixed by the first partial_fit); "
+                "pass the same columns every month, or start a new buffer with "
+                "sklearn.base.clone(buffer)"
+            )
+        if len(shape) >= 1 and np.ndim(y) >= 1 and shape[0] != len(y):
+            raise ValueError(
+                f"X has {shape[0]} rows but y has {len(y)} labels; pass one label "
+                "per row of X"
+            )
+        X, y = validate_data(self, X, y, reset=reset, dtype=[np.float32, np.float64],
+                             ensure_all_finite=False)
+        _check_finite(X)
+        check_classification_targets(y)
+        return X, y
+
+    def _draw_stored(self, rng, n_samples):
+        """Indices of ``n_samples`` stored rows (see ``sample``)."""
+        n_stored = len(self.y_)
+        if n_samples == 0:
+            return np.zeros(0, dtype=np.intp)
+        if n_stored == 0:
+            raise ValueError(
+                f"cannot draw {n_samples} rows from an empty buffer; call "
+                "partial_fit with some rows first"
+            )
+        if n_samples <= n_stored:
+            return rng.choice(n_stored, n_samples, replace=False)
+        repeats, rest = divmod(n_samples, n_stored)
+        index = np.concatenate([np.tile(np.arange(n_stored), repeats),
+                                rng.choice(n_stored, rest, replace=False)])
+        rng.shuffle(index)
+        return index
+
+    def _gather(self, X_stored, keep, X, take):
+        """New stored features: ``X_stored[keep]`` then ``X[take]``, as a copy."""
+        n_rows, dtype = len(keep) + len(take), X_stored.dtype
+        if self.memmap_dir is None:
+            return np.concatenate([X_stored[keep], X[take].astype(dtype, copy=False)])
+        with tempfile.TemporaryFile(dir=self.memmap_dir, prefix="skcl-rehearsal-") as file:
+            # the map keeps the (already unlinked) file alive after it is closed
+            out = np.memmap(file, dtype=dtype, mode="w+", shape=(n_rows, X.shape[1]))
+        block = max(1, _COPY_BLOCK_BYTES // max(1, X.shape[1] * dtype.itemsize))
+        sources = [(X_stored, keep), (X, take)]
+        position = 0
+        for source, index in sources:
+            for start in range(0, len(index), block):
+                rows = index[start:start + block]
+                out[position:position + len(rows)] = source[rows]
+                position += len(rows)
+        out.flush()
+        return out
+
+
+def _check_finite(X):
+    finite = np.isfinite(X)
+    if not finite.all():
+        row, column = np.argwhere(~finite)[0]
+        raise ValueError(
+            f"X contains {X[row, column]!r} at row {row}, column {column}; stored and "
+            "replayed rows must be finite: impute or drop such rows first"
+        )
+
+
+def _check_same_kind(name, stored, new, what):
+    """Refuse mixing text with numbers, which numpy would silently turn into text."""
+    stored_text, new_text = stored.dtype.kind in "OSU", new.dtype.kind in "OSU"
+    if stored_text != new_text:
+        raise ValueError(
+            f"{name} has dtype {new.dtype} but the buffer stores {what} of dtype "
+            f"{stored.dtype}; pass {what} of one kind (all numbers or all strings)"
+        )
+
+
+def _select_rows(keys, n_seen_of, n_stored, n_new, capacity, rng):
+    """Which stored rows to keep and which new rows to take.
+
+    Rows are split into groups (one group when ``keys`` is None, else by the
+    stored and new keys); each group gets an equal share of ``capacity`` and
+    keeps, within its share, a uniform sample of its rows seen so far.
+
+    Returns
+    -------
+    keep : ndarray of int
+        Sorted positions of stored rows that stay.
+    take : ndarray of int
+        Positions of new rows to store.
+    """
+    if keys is None:
+        codes = np.zeros(n_stored + n_new, dtype=np.intp)
+        labels = [None]
+    else:
+        try:
+            unique, codes = np.unique(np.concatenate(keys), return_inverse=True)
+        except TypeError as exc:
+            raise ValueError(
+                f"labels cannot be sorted ({exc}); use labels of one comparable type"
+            ) from exc
+        labels = unique.tolist()
+    n_groups = len(labels)
+    stored_codes, new_codes = codes[:n_stored], codes[n_stored:]
+    stored_by_group = _positions_by_group(stored_codes, n_groups)
+    new_by_group = _positions_by_group(new_codes, n_groups)
+
+    n_stored_of = np.array([len(p) for p in stored_by_group])
+    n_seen = np.array([n_seen_of.get(label, 0) for label in labels])
+    # A group that has already dropped rows cannot grow again (its dropped rows
+    # are gone, so more of it would no longer be a uniform sample).
+    room = np.where(n_stored_of < n_seen, n_stored_of,
+                    n_stored_of + np.array([len(p) for p in new_by_group]))
+    shares = room if capacity is None else _equal_shares(room, capacity)
+
+    keep, take = [], []
+    for group in range(n_groups):
+        slots = stored_by_group[group]
+        share = int(shares[group])
+        if share < len(slots):
+            slots = np.sort(rng.choice(slots, share, replace=False))
+        owner = _reservoir_owners(int(n_seen[group]), share, len(new_by_group[group]), rng)
+        keep.append(slots[owner[: len(slots)] < 0])
+        take.append(new_by_group[group][owner[owner >= 0]])
+    return np.sort(np.concatenate(keep)), np.sort(np.concatenate(take))
+
+
+def _positions_by_group(codes, n_groups):
+    order = np.argsort(codes, kind="stable")
+    bounds = np.cumsum(np.bincount(codes, minlength=n_groups))[:-1]
+    return np.split(order, bounds)
+
+
+def _equal_shares(room, capacity):
+    """Split ``capacity`` into integer shares as equal as possible, each <= ``room``.
+
+    Groups are served from the smallest room up; a group that cannot use its
+    equal share leaves the rest to the others (water-filling).
+    """
+    shares = np.zeros(len(room), dtype=np.int64)
+    remaining, left = min(int(capacity), int(room.sum())), len(room)
+    for group in np.argsort(room, kind="stable"):
+        shares[group] = min(int(room[group]), -(-remaining // left))
+        remaining -= shares[group]
+        left -= 1
+    return shares
+
+
+def _reservoir_owners(n_seen, n_slots, n_new, rng):
+    """Algorithm R for ``n_new`` arriving rows and a reservoir of ``n_slots``.
+
+    The reservoir holds ``min(n_seen, n_slots)`` rows, a uniform sample of the
+    ``n_seen`` rows seen before. Arriving row ``i`` is the ``t = n_seen + i``-th
+    row of the stream: it fills slot ``t`` while ``t < n_slots``, and otherwise
+    replaces slot ``j``, drawn uniformly from ``0 .. t``, when ``j < n_slots``
+    (so it is kept with probability ``n_slots / (t + 1)``). The draws of a
+    whole batch are made at once; where several rows hit one slot, the last
+    one wins, as in the sequential algorithm.
+
+    Returns
+    -------
+    owner : ndarray of int of shape (min(n_slots, n_seen + n_new),)
+        Per slot, the arriving row now in it, or -1 where the old row stays.
+    """
+    owner = np.full(min(n_slots, n_seen + n_new), -1, dtype=np.intp)
+    stream_index = n_seen + np.arange(n_new)
+    fills = stream_index < n_slots
+    owner[stream_index[fills]] = np.flatnonzero(fills)
+    rows = np.flatnonzero(~fills)
+    if len(rows):
+        slot = rng.integers(0, stream_index[rows] + 1)
+        hit = slot < n_slots
+        slot, rows = slot[hit], rows[hit]
+        last_slot, last = np.unique(slot[::-1], return_index=True)
+        owner[last_slot] = rows[::-1][last]
+    return owner
