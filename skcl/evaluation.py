@@ -112,7 +112,8 @@ def evaluate_stream(
     result : StreamEvaluation
         ``result.records``: one dict per (strategy, training month, evaluated
         month); ``result.summary``: one dict per strategy; ``result.to_frame()``
-        and ``result.summary_frame()`` give pandas DataFrames.
+        and ``result.summary_frame()`` give pandas DataFrames;
+        ``result.estimators``: each strategy's final fitted model.
 
     See Also
     --------
@@ -172,6 +173,7 @@ def evaluate_stream(
     month_labels = [_plain(month) for month in month_order]
 
     records = []
+    fitted = {}
     bar = _Progress(len(named) * len(month_order), enabled=progress)
     try:
         for name, estimator in named:
@@ -198,10 +200,11 @@ def evaluate_stream(
                         "fit_seconds": fit_seconds,
                     })
                 bar.update()
+            fitted[name] = estimator
     finally:
         bar.close()
     return StreamEvaluation(records, metric=metric_name, reference=reference,
-                            months=month_labels)
+                            months=month_labels, estimators=fitted)
 
 
 class StreamEvaluation:
@@ -221,6 +224,8 @@ class StreamEvaluation:
         Strategy the summary's relative columns compare against.
     months : list
         Month labels in training order.
+    estimators : dict or None, default=None
+        Each strategy's fitted model after the last month, by name.
 
     Attributes
     ----------
@@ -244,6 +249,10 @@ class StreamEvaluation:
         ``relative_cost`` (``samples_processed`` over the reference's);
         ``fit_seconds`` (total) and ``relative_time`` (over the reference's).
         Relative columns are ``None`` without a reference.
+    estimators : dict of str to estimator
+        Each strategy's fitted model after the last month (the clone that
+        :func:`evaluate_stream` trained), for inspection; empty when the
+        result was built from records alone.
     metric, reference, months
         As passed.
     strategies : list of str
@@ -272,8 +281,9 @@ class StreamEvaluation:
     (0.75, 0.2)
     """
 
-    def __init__(self, records, *, metric, reference, months):
+    def __init__(self, records, *, metric, reference, months, estimators=None):
         self.records = list(records)
+        self.estimators = dict(estimators or {})
         self.metric = metric
         self.reference = reference
         self.months = list(months)

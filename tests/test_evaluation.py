@@ -83,6 +83,8 @@ def test_records_are_tidy_and_month_is_passed_when_accepted():
     result = evaluate_stream([("naive", estimator), ("all", AllMajority())], X, y, months,
                              test_size=0.5, random_state=0)
     assert not hasattr(estimator, "label_")  # cloned, the user's object stays unfitted
+    assert result.estimators["naive"] is not estimator
+    assert result.estimators["naive"].months_seen_ == ["2020-01", "2020-02", "2020-03"]
     assert len(result.records) == 2 * 3 * 3
     assert all(list(row) == list(RECORD_COLUMNS) for row in result.records)
     assert [list(row) for row in result.summary] == [list(SUMMARY_COLUMNS)] * 2
