@@ -14,7 +14,7 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skcl import ContinualClassifier, ForgettingScorer, MonthlyKFold
+from skcl import ContinualClassifier, ForgettingScorer, MonthlyKFold, TemporalSplit
 from skcl.datasets import make_drifting_stream
 
 FIT_CALLS = []
@@ -252,3 +252,19 @@ def test_search_on_a_dask_cluster(data):
         search.fit(X, y, months=months)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     assert search.best_estimator_.months_ == [0, 1, 2, 3]
+
+
+def test_temporal_split_search_scores_future_months(data):
+    X, y, months = data
+    cv = TemporalSplit(n_splits=2, test_size=0.3)
+    with sklearn.config_context(enable_metadata_routing=True):
+        search = GridSearchCV(_clf(), {"finetune_lr": [1e-3, 1e-2]},
+                              scoring={"future": SpyScorer(aggregate="future"),
+                                       "seen": ForgettingScorer(aggregate="seen")},
+                              refit="future", cv=cv, error_score="raise")
+        search.fit(X, y, months=months)
+    # fold k trains on months 0..k+1 and is scored on the months after them
+    trained = [sorted(set(m.tolist())) for _, m in FIT_CALLS[:2]]
+    assert trained == [[0, 1], [0, 1, 2]]
+    assert [sorted(set(m.tolist())) for _, m in SCORE_CALLS[:2]] == [[0, 1, 2, 3]] * 2
+    assert np.isfinite(search.cv_results_["mean_test_future"]).all()

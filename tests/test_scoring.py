@@ -335,3 +335,13 @@ def test_snapshot_aggregates_need_test_rows_of_every_trained_month(snapshot_run)
     later = months >= 2
     with pytest.raises(ValueError, match=r"no rows of months \[0, 1\].*MonthlyKFold"):
         ForgettingScorer(aggregate="bwt")(clf, X[later], y[later], months=months[later])
+
+
+def test_dataframe_inputs(known):
+    pd = pytest.importorskip("pandas")
+    X, y, months = known
+    clf = _ColumnClassifier().fit(X, y)
+    frame = pd.DataFrame(X, index=np.arange(100, 112))
+    scores = per_month_scores(clf, frame, pd.Series(y, index=frame.index),
+                              pd.Series(months, index=frame.index))
+    assert scores == {0: 1.0, 1: 0.5, 2: 0.25}
