@@ -4,6 +4,7 @@ from .averaging import MonthlyAveragingClassifier
 from .classifier import ContinualClassifier
 from .model_selection import MonthlyKFold, TemporalSplit
 from .modules import MLP
+from .regularizers import EWC, L2, OnlineEWC, Regularizer
 from .rehearsal import RehearsalBuffer
 from .scoring import ForgettingScorer
 
@@ -11,11 +12,15 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "ContinualClassifier",
+    "EWC",
     "ForgettingScorer",
+    "L2",
     "MLP",
     "MonthlyAveragingClassifier",
     "MonthlyKFold",
+    "OnlineEWC",
     "RehearsalBuffer",
+    "Regularizer",
     "TemporalSplit",
     "__version__",
 ]
