@@ -221,7 +221,8 @@ class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
         -------
         y_pred : ndarray of shape (n_samples,)
         """
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -262,6 +263,8 @@ class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
                 f"{self.classes_.tolist()!r}; pass every label in classes on the first "
                 "partial_fit"
             )
+        if month is None:
+            month = len(self.months_)
         present = np.unique(y)
         if len(present) < 2:
             raise ValueError(
@@ -269,8 +272,6 @@ class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
                 "month's model is trained from scratch and needs two classes: merge "
                 "the month with a neighbour or leave it out"
             )
-        if month is None:
-            month = len(self.months_)
 
         if self.estimator is None:
             from .classifier import ContinualClassifier
