@@ -30,7 +30,8 @@ class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
     only; prediction averages the probabilities of every monthly model, with
     equal weights or weights decaying with a model's age. Nothing is
     fine-tuned and no past data is kept, but memory and prediction time grow
-    with the number of months (one model each).
+    with the number of months (one model each). Read more in the
+    :ref:`User Guide <model_averaging>`.
 
     Parameters
     ----------

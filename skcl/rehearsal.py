@@ -34,7 +34,8 @@ class RehearsalBuffer(BaseEstimator):
     ``fit_resample`` returns a new month mixed with rows drawn from the memory,
     following imbalanced-learn's sampler convention, so the buffer serves both as
     the ``rehearsal`` strategy of :class:`~skcl.ContinualClassifier` and on its
-    own in front of any estimator.
+    own in front of any estimator. Read more in the
+    :ref:`User Guide <rehearsal_buffer>`.
 
     Which rows are kept depends on ``policy``:
 
