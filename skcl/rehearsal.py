@@ -546,14 +546,22 @@ def _positions_by_group(codes, n_groups):
 def _equal_shares(room, capacity):
     """Split ``capacity`` into integer shares as equal as possible, each <= ``room``.
 
-    Groups are served from the smallest room up; a group that cannot use its
-    equal share leaves the rest to the others (water-filling).
+    Water-filling: groups whose room is below the common level keep all their
+    room and leave the rest to the others, which share it equally. Rows left
+    by rounding go one each to the latest groups (the newest months), so a
+    new month is stored even when ``capacity`` is below the number of months.
     """
-    shares = np.zeros(len(room), dtype=np.int64)
+    room = np.asarray(room, dtype=np.int64)
+    shares = room.copy()
     remaining, left = min(int(capacity), int(room.sum())), len(room)
-    for group in np.argsort(room, kind="stable"):
-        shares[group] = min(int(room[group]), -(-remaining // left))
-        remaining -= shares[group]
+    order = np.argsort(room, kind="stable")
+    for position, group in enumerate(order):
+        if room[group] * left >= remaining:     # at or above the level: share equally
+            level_groups = np.sort(order[position:])
+            shares[level_groups] = remaining // left
+            shares[level_groups[len(level_groups) - remaining % left:]] += 1
+            break
+        remaining -= int(room[group])
         left -= 1
     return shares
 

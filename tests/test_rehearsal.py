@@ -143,6 +143,14 @@ def test_per_month_keeps_equal_shares_and_shrinks_old_months():
         assert dict(zip(months.tolist(), counts.tolist())) == expected
 
 
+def test_per_month_stores_each_new_month_even_below_one_row_per_month():
+    buffer = RehearsalBuffer(capacity=3, policy="per_month", random_state=0)
+    for X, y, month in make_batches([10] * 5):
+        buffer.partial_fit(X, y, month=month)
+        assert month in buffer.months_
+    assert sorted(buffer.months_.tolist()) == [2, 3, 4]
+
+
 def test_class_balanced_keeps_equal_class_shares():
     batches = make_batches([200, 200, 200], positive_fraction=0.1)
     buffer = fill(RehearsalBuffer(capacity=60, policy="class_balanced", random_state=0),
