@@ -2,6 +2,7 @@
 
 from .averaging import MonthlyAveragingClassifier
 from .classifier import ContinualClassifier
+from .evaluation import evaluate_stream
 from .model_selection import MonthlyKFold, TemporalSplit
 from .modules import MLP
 from .regularizers import EWC, L2, OnlineEWC, Regularizer
@@ -23,4 +24,5 @@ __all__ = [
     "Regularizer",
     "TemporalSplit",
     "__version__",
+    "evaluate_stream",
 ]
