@@ -65,7 +65,7 @@ class Regularizer(BaseEstimator):
     ...
     ...     def penalty(self, module):
     ...         if not hasattr(self, "anchor_"):
-    ...             return torch.zeros(())
+    ...             return torch.zeros((), device=next(module.parameters()).device)
     ...         drift = [(p - a).abs().sum()
     ...                  for p, a in zip(module.parameters(), self.anchor_)]
     ...         return self.lam * torch.stack(drift).sum()
@@ -525,16 +525,23 @@ class EWC(_ImportanceRegularizer):
         return self
 
     def _merge_terms(self, dtype):
-        anchors = torch.stack([_flatten(a) for a in self.anchors_]).double()
-        importances = torch.stack([_flatten(f) for f in self.importances_]).double()
-        weight = importances.sum(dim=0)
-        weighted = (importances * anchors).sum(dim=0)
+        # month by month in float64: memory stays O(n_params) whatever the month count
+        def terms():
+            for anchor, importance in zip(self.anchors_, self.importances_):
+                yield _flatten(anchor).double(), _flatten(importance).double()
+
+        weight = weighted = 0.0
+        for anchor, importance in terms():
+            weight = weight + importance
+            weighted = weighted + importance * anchor
         # where no month gives a weight any importance its center is irrelevant
-        center = torch.where(weight != 0, weighted / weight, anchors[-1])
-        offset = (importances * (anchors - center).square()).sum()
+        center = torch.where(weight != 0, weighted / weight,
+                             _flatten(self.anchors_[-1]).double())
+        offset = sum(torch.dot(importance, (anchor - center).square()).item()
+                     for anchor, importance in terms())
         self.penalty_weight_ = weight.to(dtype)
         self.penalty_center_ = center.to(dtype)
-        self.penalty_offset_ = float(offset.item())
+        self.penalty_offset_ = float(offset)
 
 
 class OnlineEWC(_ImportanceRegularizer):

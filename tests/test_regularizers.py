@@ -376,3 +376,31 @@ def test_regularizers_reduce_forgetting_on_the_full_stream(regularizer):
     for seed in range(3):
         naive = month_one_accuracy(None, seed=seed)
         assert month_one_accuracy(clone(regularizer), seed=seed) > naive + 0.15
+
+
+# ----------------------------------------------------------------------
+# CUDA
+# ----------------------------------------------------------------------
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("fisher", ["empirical", "hessian", "variance", "batch"])
+def test_cuda_estimates_match_cpu_and_state_stays_on_the_device(stream, fisher):
+    X, y, months = stream
+    params = dict(lam=10.0, fisher=fisher, n_samples=100, hessian_method="hutchinson",
+                  n_probes=5, random_state=0)
+    clf = ContinualClassifier(device="cuda", module__hidden_units=(16,), max_epochs=2,
+                              random_state=0, regularizer=EWC(**params))
+    fit_months(clf, X, y, months, n_months=3)
+    regularizer = clf.regularizer_
+    for tensor in (regularizer.penalty_weight_, regularizer.penalty_center_,
+                   *regularizer.anchors_[-1].values(), *regularizer.importances_[-1].values()):
+        assert tensor.device.type == "cuda"
+    assert regularizer.penalty(clf.module_).device.type == "cuda"
+    # the same consolidation on CPU, from the same weights and rows
+    X_month, y_month = month_tensors(X, y, months, 2)
+    on_cuda = EWC(**params).consolidate(clf, X_month.cuda(), y_month.cuda())
+    cpu_net = FakeNet(clf.module_.to("cpu"))
+    on_cpu = EWC(**params).consolidate(cpu_net, X_month, y_month)
+    for name, value in on_cpu.importances_[0].items():
+        torch.testing.assert_close(on_cuda.importances_[0][name].cpu(), value,
+                                   rtol=1e-4, atol=1e-7)
