@@ -14,7 +14,15 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skcl import ContinualClassifier, ForgettingScorer, MonthlyKFold, TemporalSplit
+from skcl import (
+    EWC,
+    L2,
+    ContinualClassifier,
+    ForgettingScorer,
+    MonthlyKFold,
+    RehearsalBuffer,
+    TemporalSplit,
+)
 from skcl.datasets import make_drifting_stream
 
 FIT_CALLS = []
@@ -268,3 +276,22 @@ def test_temporal_split_search_scores_future_months(data):
     assert trained == [[0, 1], [0, 1, 2]]
     assert [sorted(set(m.tolist())) for _, m in SCORE_CALLS[:2]] == [[0, 1, 2, 3]] * 2
     assert np.isfinite(search.cv_results_["mean_test_future"]).all()
+
+
+@pytest.mark.parametrize("regularizer", [L2(), EWC()], ids=["L2", "EWC"])
+def test_grid_over_the_real_strategies(data, regularizer):
+    clf = _clf(regularizer=regularizer,
+               rehearsal=RehearsalBuffer(capacity=60, random_state=0))
+    grid = {"regularizer__lam": [0.0, 10.0], "rehearsal__replay_ratio": [0.0, 0.5]}
+    X, y, months = data
+    with sklearn.config_context(enable_metadata_routing=True):
+        search = GridSearchCV(clf, grid, scoring=ForgettingScorer(aggregate="past"),
+                              cv=MonthlyKFold(n_splits=2), error_score="raise")
+        search.fit(X, y, months=months)
+    assert [p for p in search.cv_results_["params"]] == [
+        {"regularizer__lam": lam, "rehearsal__replay_ratio": ratio}
+        for lam in (0.0, 10.0) for ratio in (0.0, 0.5)]
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    best = search.best_estimator_
+    assert best.regularizer_.lam == search.best_params_["regularizer__lam"]
+    assert best.rehearsal_.replay_ratio == search.best_params_["rehearsal__replay_ratio"]
