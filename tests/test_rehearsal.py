@@ -6,14 +6,13 @@ import os
 import joblib
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import train_test_split
 
-from skcl import ContinualClassifier, RehearsalBuffer
+from skcl import EWC, ContinualClassifier, RehearsalBuffer
 from skcl.datasets import make_drifting_stream
 from skcl.utils._sklearn_compat import InvalidParameterError
 
@@ -414,35 +413,10 @@ def test_classifier_trains_each_epoch_on_the_mix(stream, make_clf, epoch_size,
     assert batch_counts == [4, 4] + [int(np.ceil(rows_per_epoch / 64))] * 4
 
 
-class AnchorPenalty(BaseEstimator):
-    """A minimal L2-to-last-month's-weights regularizer (skcl.regularizers stand-in)."""
-
-    def __init__(self, lam=1.0):
-        self.lam = lam
-
-    def penalty(self, module):
-        if not hasattr(self, "anchor_"):
-            return torch.zeros(())
-        return self.lam * sum(((p - a) ** 2).sum()
-                              for p, a in zip(module.parameters(), self.anchor_))
-
-    def consolidate(self, net, X, y):
-        self.anchor_ = [p.detach().clone() for p in net.module_.parameters()]
-        return self
-
-
-def _regularizer():
-    try:
-        from skcl.regularizers import EWC
-    except ImportError:
-        return AnchorPenalty(lam=1.0)
-    return EWC(lam=10)
-
-
 def test_buffer_with_a_regularizer_trains_and_persists(stream, make_clf, tmp_path):
     X, y, months = stream
     clf = make_clf(rehearsal=RehearsalBuffer(capacity=200, random_state=0),
-                   regularizer=_regularizer())
+                   regularizer=EWC(lam=10, random_state=0))
     clf.fit(X[months < 4], y[months < 4], months=months[months < 4])
     joblib.dump(clf, tmp_path / "clf.joblib")
     loaded = joblib.load(tmp_path / "clf.joblib")
