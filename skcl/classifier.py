@@ -45,6 +45,8 @@ class ContinualClassifier(NeuralNetClassifier):
     ``finetune_lr`` / ``finish_epochs`` (the optimizer's learning rate after the
     first month, and low-rate epochs that close each month).
 
+    Read more in the :ref:`User Guide <strategies>`.
+
     Parameters
     ----------
     module : torch.nn.Module class or instance, default=MLP

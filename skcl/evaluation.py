@@ -213,6 +213,8 @@ class StreamEvaluation:
     Plain Python records, usable without pandas; ``to_frame`` and
     ``summary_frame`` convert them when pandas is installed.
 
+    Read more in the :ref:`User Guide <per_month_table>`.
+
     Parameters
     ----------
     records : list of dict

@@ -29,6 +29,8 @@ class MonthlyKFold(BaseCrossValidator):
     then sees the whole stream, month by month, and a
     :class:`~skcl.ForgettingScorer` can score every month on the test set.
 
+    Read more in the :ref:`User Guide <splitters>`.
+
     Parameters
     ----------
     n_splits : int, default=5
@@ -183,6 +185,8 @@ class TemporalSplit(BaseCrossValidator):
 
     The held-out rows of a month are the same in every split, so the splits
     differ only in where the past ends.
+
+    Read more in the :ref:`User Guide <splitters>`.
 
     Parameters
     ----------

@@ -13,6 +13,8 @@ class MLP(nn.Module):
     given as ``module__n_features`` / ``module__n_classes``; any custom module whose
     constructor takes parameters with those names gets the same service.
 
+    Read more in the :ref:`User Guide <custom_module>`.
+
     Parameters
     ----------
     n_features : int, default=20

@@ -68,6 +68,8 @@ class ForgettingScorer(BaseEstimator):
     ``scorer(estimator, X, y, months=months)`` computes ``metric`` on each
     month's rows of the test data and returns one number, greater is better.
 
+    Read more in the :ref:`User Guide <forgetting_scorer>`.
+
     Parameters
     ----------
     metric : str or callable, default="accuracy"
