@@ -75,15 +75,22 @@ def timed(fn, device):
     return clock() - start
 
 
+def self_timed(fn):
+    """Mark ``fn`` as returning the seconds it measured itself (see ``run_interleaved``)."""
+    fn.self_timed = True
+    return fn
+
+
 def run_interleaved(variants, repeats, device):
     """Time each variant once per repeat, rotating the order between repeats.
 
     Parameters
     ----------
     variants : dict of str -> callable
-        Each callable runs the timed region once and returns ``None`` (then the
-        whole call is timed here) or its own measured seconds (for variants that
-        time a sub-region themselves, e.g. one epoch inside ``partial_fit``).
+        Each callable runs the timed region once; the whole call is timed here,
+        except for callables wrapped by :func:`self_timed`, whose return value
+        (seconds they measured themselves, e.g. one epoch inside
+        ``partial_fit``) is taken instead.
     repeats : int
     device : torch.device
 
@@ -102,7 +109,7 @@ def run_interleaved(variants, repeats, device):
             own = variants[name]()
             synchronize(device)
             elapsed = clock() - start
-            times[name][repeat] = elapsed if own is None else own
+            times[name][repeat] = own if getattr(variants[name], "self_timed", False) else elapsed
     return times
 
 
@@ -125,7 +132,8 @@ def machine_description(device):
     else:
         name = platform.processor() or platform.machine()
     clock_name = "process CPU time" if _clock is time.process_time else "wall time"
-    return (f"{name}; torch {torch.__version__}; {os.cpu_count()} CPUs; "
+    n_cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (f"{name}; torch {torch.__version__}; {n_cpus} CPUs usable; "
             f"torch threads {torch.get_num_threads()}; clock: {clock_name}")
 
 

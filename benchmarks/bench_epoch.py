@@ -46,6 +46,7 @@ from _timing import (
     paired_ratio,
     print_table,
     run_interleaved,
+    self_timed,
     setup,
     synchronize,
     write_json,
@@ -114,6 +115,7 @@ def make_hand_loop(X, y, batch_size, device):
 def make_skorch_variant(net, X, y, call_times):
     timer = next(cb for cb in net.callbacks if isinstance(cb, SyncedEpochTimer))
 
+    @self_timed
     def epoch():
         start = clock()
         net.partial_fit(X, y)
