@@ -37,7 +37,9 @@ autosummary_generate = True
 # scikit-learn and carry cross-references to its own documentation.
 autodoc_default_options = {
     "members": True,
-    "exclude-members": "set_fit_request,set_partial_fit_request,set_score_request,set_split_request",
+    "exclude-members": (
+        "set_fit_request,set_partial_fit_request,set_score_request,set_split_request"
+    ),
 }
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False

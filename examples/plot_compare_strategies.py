@@ -4,7 +4,7 @@ Comparing strategies against full retraining
 
 Which strategy forgets least on *your* stream, and at what cost? This example
 runs the main strategies of skcl on the embedded drifting stream with
-:func:`~skcl.evaluation.evaluate_stream`: every strategy is trained month by
+:func:`~skcl.evaluate_stream`: every strategy is trained month by
 month, every intermediate model is scored on the held-out part of every month,
 and the training cost is counted in rows processed. Full retraining is the
 reference and naive fine-tuning the floor.
@@ -29,6 +29,7 @@ from skcl import (
 )
 from skcl.datasets import make_drifting_stream
 from skcl.evaluation import evaluate_stream
+from skcl.scoring import backward_transfer, forgetting
 
 X, y, months = make_drifting_stream(n_months=8, n_samples_per_month=500, random_state=0)
 
@@ -73,11 +74,15 @@ print(result.format_summary())
 # see old rows (retraining, rehearsal) can tell them apart. Averaging never
 # forgets a month, but dilutes each one among the others.
 fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
-bounds = {"retrain": dict(color="black", linewidth=2.4),
-          "naive": dict(color="tab:red", linewidth=2.0)}
+# the two bounds in black and red, every other strategy in a color of its own
+palette = iter(["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown",
+                "tab:pink", "tab:cyan"])
+style = {name: dict(color=next(palette), linewidth=1.3) for name in result.strategies
+         if name not in ("retrain", "naive")}
+style.update(retrain=dict(color="black", linewidth=2.4),
+             naive=dict(color="tab:red", linewidth=2.0))
 for name in result.strategies:
-    ax.plot(result.months, result.matrix(name)[-1], marker="o", label=name,
-            **bounds.get(name, dict(linewidth=1.3)))
+    ax.plot(result.months, result.matrix(name)[-1], marker="o", label=name, **style[name])
 ax.set(xlabel="evaluated month", ylabel="accuracy of the final model",
        title="Each strategy's final model on every month")
 ax.grid(alpha=0.3)
@@ -92,7 +97,7 @@ plt.show()
 summary = {row["strategy"]: row for row in result.summary}
 fig, ax = plt.subplots(figsize=(6.5, 4.5), layout="constrained")
 for name, row in summary.items():
-    ax.scatter(row["relative_cost"], row["mean_score"], s=40)
+    ax.scatter(row["relative_cost"], row["mean_score"], s=40, color=style[name]["color"])
     ax.annotate(name, (row["relative_cost"], row["mean_score"]),
                 textcoords="offset points", xytext=(5, 4), fontsize="small")
 ax.set(xscale="log", xlabel="rows processed, relative to retraining",
@@ -106,8 +111,6 @@ plt.show()
 # ``result.matrix(name)[i, j]`` is the score on month ``j`` after training up
 # to month ``i``: the raw material of forgetting, backward and forward
 # transfer (see :mod:`skcl.scoring`).
-from skcl.scoring import backward_transfer, forgetting
-
 for name in ("naive", "rehearsal (fixed)", "retrain"):
     R = result.matrix(name)
     print(f"{name:>18}: forgetting {forgetting(R):.3f}, "

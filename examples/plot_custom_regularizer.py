@@ -5,7 +5,7 @@ A regularizer of your own
 A regularizer is one small class with two methods: ``consolidate(net, X, y)``
 runs after each month and records what the penalty needs, and
 ``penalty(module)`` returns a scalar added to every training loss. Deriving
-from :class:`~skcl.regularizers.Regularizer` gives it ``get_params`` and
+from :class:`~skcl.Regularizer` gives it ``get_params`` and
 ``set_params``, so it clones, tunes as ``regularizer__<name>`` and pickles like
 the built-in ones.
 
@@ -92,9 +92,12 @@ print(result.format_summary())
 fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
 styles = {"retrain": dict(color="black", linewidth=2.2),
           "naive": dict(color="tab:red", linewidth=1.8)}
+others = iter(["tab:blue", "tab:orange", "tab:green", "tab:purple"])
+styles.update({name: dict(color=next(others)) for name in result.strategies
+               if name not in styles})
 for name in result.strategies:
     ax.plot(result.months, result.matrix(name)[-1], marker="o", label=name,
-            **styles.get(name, {}))
+            **styles[name])
 ax.set(xlabel="evaluated month", ylabel="accuracy of the final model",
        title="A custom regularizer against the built-in L2")
 ax.grid(alpha=0.3)

@@ -8,7 +8,7 @@ move less far from what earlier months learned; ``finish_epochs`` closes each
 month with a few epochs at a tenth of the month's rate, which settles the
 weights near a minimum of the month's loss. Neither needs old data nor extra
 memory. This example measures both against naive fine-tuning and full
-retraining with :func:`~skcl.evaluation.evaluate_stream`.
+retraining with :func:`~skcl.evaluate_stream`.
 
 Read more in the :ref:`User Guide <learning_rate_strategy>`.
 """
@@ -16,7 +16,7 @@ Read more in the :ref:`User Guide <learning_rate_strategy>`.
 # %%
 # Four strategies, one stream
 # ---------------------------
-# :func:`~skcl.evaluation.evaluate_stream` splits every month into a training
+# :func:`~skcl.evaluate_stream` splits every month into a training
 # and a held-out part (the same split for every strategy), trains each
 # strategy month by month, and scores every intermediate model on every
 # month.
@@ -49,9 +49,12 @@ print(result.format_summary())
 fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
 styles = {"retrain": dict(color="black", linewidth=2.2),
           "naive": dict(color="tab:red", linewidth=1.8)}
+others = iter(["tab:blue", "tab:orange", "tab:green", "tab:purple"])
+styles.update({name: dict(color=next(others)) for name in result.strategies
+               if name not in styles})
 for name in result.strategies:
     ax.plot(result.months, result.matrix(name)[-1], marker="o", label=name,
-            **styles.get(name, {}))
+            **styles[name])
 ax.set(xlabel="evaluated month", ylabel="accuracy of the final model",
        title="Learning-rate strategies against the two bounds")
 ax.grid(alpha=0.3)
@@ -68,7 +71,7 @@ plt.show()
 fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
 for name in result.strategies:
     ax.plot(result.months, result.matrix(name).diagonal(), marker="o", label=name,
-            **styles.get(name, {}))
+            **styles[name])
 ax.set(xlabel="month", ylabel="accuracy right after training on it",
        title="Learning each new month")
 ax.grid(alpha=0.3)
