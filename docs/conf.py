@@ -70,12 +70,14 @@ nitpicky = False
 # comments and the unused one is dropped before parsing (an ``.. only::``
 # block would still make Sphinx look for the missing image).
 FORGETTING_PNG = DOCS / "_static" / "forgetting.png"
+# a config value, so that an incremental build re-reads the page when it changes
+skcl_forgetting_figure = "benchmark" if FORGETTING_PNG.exists() else "gallery"
 
 
 def _select_figure_variant(app, docname, source):
     if docname != "user_guide/forgetting":
         return
-    keep = "benchmark" if FORGETTING_PNG.exists() else "gallery"
+    keep = app.config.skcl_forgetting_figure
     kept, current = [], None
     for line in source[0].splitlines(keepends=True):
         if line.startswith(".. variant: "):
@@ -87,6 +89,7 @@ def _select_figure_variant(app, docname, source):
 
 
 def setup(app):
+    app.add_config_value("skcl_forgetting_figure", "gallery", "env", types=frozenset({str}))
     app.connect("source-read", _select_figure_variant)
 
 
