@@ -129,6 +129,10 @@ class ContinualClassifier(NeuralNetClassifier):
         Number of months trained on.
     n_rows_seen_ : int
         Number of new rows trained on, summed over months.
+    n_samples_processed_ : int
+        Training rows processed, summed over every epoch of every month
+        (replayed rows and retraining's re-visits included): the training cost
+        measure that strategies are compared by.
     module_, optimizer_, criterion_, history_
         skorch's fitted components. ``history_`` keeps one row per epoch of
         every month, but per-batch records only for the latest month, so it
@@ -576,6 +580,7 @@ class ContinualClassifier(NeuralNetClassifier):
         seed = check_random_state(self.random_state).randint(_SEED_HIGH)
         self.rng_ = np.random.default_rng(seed)
         self.months_, self.n_months_seen_, self.n_rows_seen_, self.snapshots_ = [], 0, 0, []
+        self.n_samples_processed_ = 0
         with self._seeded(int(self.rng_.integers(_SEED_HIGH))):
             self._initialize_month_state()
         self.module_.load_state_dict(payload["module_state"])
@@ -634,6 +639,7 @@ class ContinualClassifier(NeuralNetClassifier):
             epoch_dataset = self.get_epoch_dataset(iterator.dataset)
             if epoch_dataset is not iterator.dataset:
                 iterator = self.get_iterator(epoch_dataset, training=True)
+            self.n_samples_processed_ += len(epoch_dataset)
         super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
 
     def train_step(self, batch, **fit_params):
@@ -774,6 +780,7 @@ class ContinualClassifier(NeuralNetClassifier):
             self.months_ = []
             self.n_months_seen_ = 0
             self.n_rows_seen_ = 0
+            self.n_samples_processed_ = 0
             self.snapshots_ = []
         if month is None:
             month = self.n_months_seen_

@@ -62,9 +62,10 @@ def evaluate_stream(
     optimizer sees them: every row of every training epoch, cumulated over the
     months. Rows replayed from a rehearsal buffer count, and full retraining
     counts all past months again at every month, for every epoch. For a
-    skorch-based estimator (such as :class:`~skcl.ContinualClassifier`) it is
-    read from the training history (the sum of ``train_batch_size`` over all
-    batches, accumulated month by month); for an estimator holding fitted
+    :class:`~skcl.ContinualClassifier` it is its ``n_samples_processed_``; for
+    another skorch-based estimator it is read from the training history (the
+    sum of ``train_batch_size`` over all batches, accumulated month by month);
+    for an estimator holding fitted
     sub-estimators in ``estimators_`` (such as the model-averaging baseline)
     it is the sum over those; for any other estimator, each ``partial_fit``
     call is taken to be one pass over the month's rows (as scikit-learn's
@@ -530,6 +531,9 @@ class _SampleCounter:
 
     def update(self, estimator):
         """Add the epochs trained since the last call; None if nothing is known."""
+        processed = _samples_processed(estimator)
+        if processed is not None:
+            return processed
         nets = list(self._nets(estimator, ()))
         if not nets:
             return None
@@ -552,6 +556,18 @@ class _SampleCounter:
         if isinstance(members, (list, tuple)):
             for index, member in enumerate(members):
                 yield from self._nets(member, path + (index,))
+
+
+def _samples_processed(estimator):
+    """``n_samples_processed_`` of a ContinualClassifier, or summed over members."""
+    if hasattr(estimator, "n_samples_processed_"):
+        return int(estimator.n_samples_processed_)
+    members = getattr(estimator, "estimators_", None)
+    if isinstance(members, (list, tuple)) and members:
+        counts = [_samples_processed(member) for member in members]
+        if all(count is not None for count in counts):
+            return sum(counts)
+    return None
 
 
 def _month_kwarg(estimator):

@@ -295,3 +295,15 @@ def test_finish_epochs_run_at_the_low_rate(stream, make_clf):
                         callbacks=[("lr", RecordLR())])
     explicit.partial_fit(X[months == 0], y[months == 0])
     np.testing.assert_allclose(dict(explicit.callbacks_)["lr"].rates_, [1e-2, 5e-4, 5e-4])
+
+
+def test_samples_processed_counts_every_epoch_row(stream, make_clf):
+    X, y, months = stream
+    clf = make_clf(max_epochs=2, finish_epochs=1)
+    clf.partial_fit(X[months == 0], y[months == 0])
+    clf.partial_fit(X[months == 1], y[months == 1])
+    assert clf.n_samples_processed_ == 3 * 200 + 3 * 200
+    retrain = make_clf(strategy="retrain", max_epochs=2)
+    for month in range(3):
+        retrain.partial_fit(X[months == month], y[months == month])
+    assert retrain.n_samples_processed_ == 2 * (200 + 400 + 600)
