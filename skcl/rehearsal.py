@@ -274,6 +274,7 @@ class RehearsalBuffer(BaseEstimator):
         X, y = self._validate_month(X, y, reset=False)
         if self.replay_ratio == 0:
             return X, y
+        _check_same_kind("y", self.y_, y, "labels")
         rng = copy.deepcopy(self.rng_)
         X_resampled, y_resampled = self._fit_resample(X, y, rng)
         self.rng_ = rng
@@ -308,6 +309,9 @@ class RehearsalBuffer(BaseEstimator):
         y_resampled[at_replay] = self.y_[replayed]
         return X_resampled, y_resampled
 
+    def __sklearn_is_fitted__(self):
+        return "X_" in self.__dict__
+
     # ------------------------------------------------------------------
     # persistence
     # ------------------------------------------------------------------
@@ -318,9 +322,6 @@ class RehearsalBuffer(BaseEstimator):
             # is private to this process
             state = dict(state, X_=np.asarray(state["X_"]))
         return state
-
-    def __sklearn_is_fitted__(self):
-        return "X_" in self.__dict__
 
     def __setstate__(self, state):
         super().__setstate__(state)

@@ -332,6 +332,8 @@ def test_invalid_data_raises_with_the_value_and_the_fix(tmp_path):
         buffer.partial_fit(bad, y)
     with pytest.raises(ValueError, match="y has dtype <U1.*one kind"):
         buffer.partial_fit(X, np.array(list("ababababab")))
+    with pytest.raises(ValueError, match="y has dtype <U1.*one kind"):
+        buffer.fit_resample(X, np.array(list("ababababab")))
     with pytest.raises(ValueError, match="month=.* not a scalar"):
         buffer.partial_fit(X, y, month=[1, 2])
     with pytest.raises(ValueError, match="memmap_dir=.*not an existing directory"):
