@@ -166,8 +166,18 @@ def fisher_variance(module, X, y, loss, *, method="auto", batch_size=256):
 
     Parameters
     ----------
-    module, X, y, loss, method, batch_size
+    module : torch.nn.Module
+        The model, as in :func:`empirical_fisher`.
+    X : torch.Tensor of shape (n_samples, ...)
+        Inputs, on the module's device.
+    y : torch.Tensor of shape (n_samples,)
+        Targets, as ``loss`` expects them.
+    loss : torch criterion or callable
+        See the module's docstring.
+    method : {"auto", "linear", "vmap"}, default="auto"
         As in :func:`empirical_fisher`.
+    batch_size : int, default=256
+        Samples per chunk (memory only).
 
     Returns
     -------
@@ -208,8 +218,14 @@ def batch_fisher(module, X, y, loss, *, batch_size=256):
 
     Parameters
     ----------
-    module, X, y, loss
-        As in :func:`empirical_fisher`.
+    module : torch.nn.Module
+        The model, as in :func:`empirical_fisher`.
+    X : torch.Tensor of shape (n_samples, ...)
+        Inputs, on the module's device.
+    y : torch.Tensor of shape (n_samples,)
+        Targets, as ``loss`` expects them.
+    loss : torch criterion or callable
+        See the module's docstring.
     batch_size : int, default=256
         Rows per mini-batch; the estimate depends on it.
 
@@ -272,8 +288,14 @@ def hessian_diagonal(module, X, y, loss, *, method="auto", n_probes=100, generat
 
     Parameters
     ----------
-    module, X, y, loss
-        As in :func:`empirical_fisher`.
+    module : torch.nn.Module
+        The model, as in :func:`empirical_fisher`.
+    X : torch.Tensor of shape (n_samples, ...)
+        Inputs, on the module's device.
+    y : torch.Tensor of shape (n_samples,)
+        Targets, as ``loss`` expects them.
+    loss : torch criterion or callable
+        See the module's docstring.
     method : {"auto", "exact", "hutchinson"}, default="auto"
         See above.
     n_probes : int, default=100
