@@ -14,6 +14,9 @@ from torch.utils.data import DataLoader, Subset
 
 __all__ = ["DeviceBatchIterator", "dataset_tensors"]
 
+# Bytes of shuffled rows gathered in one indexing op (see DeviceBatchIterator).
+_CHUNK_BYTES = 8 * 2**20
+
 
 def dataset_tensors(dataset):
     """Return ``(X, y)`` tensors behind ``dataset``, or ``None`` if there are none.
@@ -43,9 +46,12 @@ class DeviceBatchIterator:
     Used as ``iterator_train`` / ``iterator_valid`` of
     :class:`~skcl.ContinualClassifier`. With a dataset of plain tensors, each
     epoch draws one permutation on the tensors' device (from torch's global
-    generator, which the classifier seeds) and yields index slices: no per-sample
-    collation, no worker processes and no host-device copy per batch. Any other
-    dataset falls back to ``torch.utils.data.DataLoader`` with the same arguments.
+    generator, which the classifier seeds), gathers the permuted rows a few
+    megabytes at a time and yields slices of them: no per-sample collation, no
+    worker processes, no host-device copy and no indexing op per batch. The
+    batches are exactly ``X[order[i:i + batch_size]]`` for the drawn ``order``.
+    Any other dataset falls back to ``torch.utils.data.DataLoader`` with the
+    same arguments.
 
     Parameters
     ----------
@@ -86,12 +92,29 @@ class DeviceBatchIterator:
         X, y = self._tensors
         n_rows = X.shape[0]
         stop = n_rows - n_rows % self.batch_size if self.drop_last else n_rows
-        if self.shuffle:
-            order = torch.randperm(n_rows, device=X.device)
-            for start in range(0, stop, self.batch_size):
-                index = order[start:start + self.batch_size]
-                yield X[index], (None if y is None else y[index])
-        else:
+        if not self.shuffle:
             for start in range(0, stop, self.batch_size):
                 end = start + self.batch_size
                 yield X[start:end], (None if y is None else y[start:end])
+            return
+        order = torch.randperm(n_rows, device=X.device)
+        # Rows are gathered a chunk of whole batches at a time and batches are
+        # views of the chunk: two indexing ops per chunk instead of per batch
+        # (on a GPU each op is a kernel launch that costs more than a small
+        # batch's arithmetic), for at most one chunk of extra memory.
+        chunk_rows = self._chunk_rows(X, y)
+        for chunk_start in range(0, stop, chunk_rows):
+            index = order[chunk_start:min(chunk_start + chunk_rows, stop)]
+            X_chunk = X[index]
+            y_chunk = None if y is None else y[index]
+            for start in range(0, index.shape[0], self.batch_size):
+                end = start + self.batch_size
+                yield X_chunk[start:end], (None if y is None else y_chunk[start:end])
+
+    def _chunk_rows(self, X, y):
+        """Rows gathered at once: whole batches, about ``_CHUNK_BYTES`` in all."""
+        row_bytes = X[:1].numel() * X.element_size()
+        if y is not None:
+            row_bytes += y[:1].numel() * y.element_size()
+        n_batches = max(1, _CHUNK_BYTES // max(row_bytes * self.batch_size, 1))
+        return n_batches * self.batch_size

@@ -641,17 +641,22 @@ class ContinualClassifier(NeuralNetClassifier):
                 iterator = self.get_iterator(epoch_dataset, training=True)
             self.n_samples_processed_ += len(epoch_dataset)
         super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        if training and iterator is not None:
+            self._check_epoch_losses(prefix)
 
-    def train_step(self, batch, **fit_params):
-        step = super().train_step(batch, **fit_params)
-        if not torch.isfinite(step["loss"]):
-            raise FloatingPointError(
-                f"training loss became {step['loss'].item()} in month "
-                f"{self.n_months_seen_ + 1} (epoch {len(self.history)}); the model "
-                "diverged and the month was rolled back: lower lr/finetune_lr, "
-                "scale the features, or lower the regularizer's lam"
-            )
-        return step
+    def _check_epoch_losses(self, prefix):
+        # Once per epoch, on the floats skorch recorded for each batch: a
+        # torch.isfinite per step would add a kernel launch and a device sync to
+        # every training step. A diverged month is rolled back whole anyway.
+        key = prefix + "_loss"
+        for batch in self.history[-1]["batches"]:
+            if key in batch and not np.isfinite(batch[key]):
+                raise FloatingPointError(
+                    f"training loss became {batch[key]} in month "
+                    f"{self.n_months_seen_ + 1} (epoch {len(self.history)}); the model "
+                    "diverged and the month was rolled back: lower lr/finetune_lr, "
+                    "scale the features, or lower the regularizer's lam"
+                )
 
     # ------------------------------------------------------------------
     # internals
