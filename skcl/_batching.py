@@ -14,8 +14,11 @@ from torch.utils.data import DataLoader, Subset
 
 __all__ = ["DeviceBatchIterator", "dataset_tensors"]
 
-# Bytes of shuffled rows gathered in one indexing op (see DeviceBatchIterator).
-_CHUNK_BYTES = 8 * 2**20
+# Bytes of shuffled rows gathered in one indexing op (see DeviceBatchIterator):
+# enough to spare a GPU most per-batch launches, small enough that on a CPU the
+# chunk is still in cache when its batches are read (8 MiB measured ~0.5% slower
+# per CPU epoch than per-batch indexing; 2 MiB on par).
+_CHUNK_BYTES = 2 * 2**20
 
 
 def dataset_tensors(dataset):
