@@ -47,6 +47,8 @@ class Regularizer(BaseEstimator):
     should live on the module's device; the classifier maps them to the CPU
     when a CUDA-trained model is loaded on a CPU-only machine.
 
+    Read more in the :ref:`User Guide <custom_regularizer>`.
+
     See Also
     --------
     L2, EWC, OnlineEWC : The built-in regularizers.
@@ -198,6 +200,8 @@ class L2(_QuadraticRegularizer):
     The anchor :math:`\theta^{\text{prev}}` is replaced after every month. This
     is weight decay towards the last model instead of towards zero: every
     weight is held equally, whatever its importance (compare :class:`EWC`).
+
+    Read more in the :ref:`User Guide <l2_regularizer>`.
 
     Parameters
     ----------
@@ -438,6 +442,8 @@ class EWC(_ImportanceRegularizer):
     :math:`W = \sum_m F_m`, :math:`c = \sum_m F_m \theta^*_m / W`, merged (in
     float64) at each consolidation.
 
+    Read more in the :ref:`User Guide <ewc>`.
+
     Parameters
     ----------
     lam : float, default=100.0
@@ -559,6 +565,8 @@ class OnlineEWC(_ImportanceRegularizer):
     weights only. Memory is constant (two copies of the parameters).
     With ``gamma=1`` every month counts fully but, unlike :class:`EWC`, all
     of them pull towards the latest weights.
+
+    Read more in the :ref:`User Guide <online_ewc>`.
 
     Parameters
     ----------
