@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import sklearn
-import torch
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 _PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
@@ -28,15 +27,9 @@ def test_readme_examples_run():
     # one namespace, block after block, as a reader pasting them in order would;
     # config_context undoes the examples' sklearn.set_config calls
     namespace = {"__name__": "__readme__"}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # spin-waiting intra-op threads on busy shared cores
-    try:
-        with sklearn.config_context():
-            for number, block in enumerate(blocks, start=1):
-                try:
-                    exec(compile(block, f"README.md python block {number}", "exec"),
-                         namespace)
-                except Exception as exc:  # pragma: no cover - the failure report
-                    pytest.fail(f"README.md python block {number} raised {exc!r}:\n{block}")
-    finally:
-        torch.set_num_threads(threads)
+    with sklearn.config_context():
+        for number, block in enumerate(blocks, start=1):
+            try:
+                exec(compile(block, f"README.md python block {number}", "exec"), namespace)
+            except Exception as exc:  # pragma: no cover - the failure report
+                pytest.fail(f"README.md python block {number} raised {exc!r}:\n{block}")

@@ -53,10 +53,6 @@ def _row_index(X):
 def fresh_records():
     FIT_CALLS.clear()
     SCORE_CALLS.clear()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # spin-waiting intra-op threads on busy shared cores
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -227,6 +223,7 @@ def test_grid_over_strategy_parameters(data):
     assert clf.regularizer.lam == 1.0 and clf.rehearsal.replay_ratio == 0.5
 
 
+@pytest.mark.slow  # starting two loky workers (importing torch) takes ~15 s
 def test_parallel_search_matches_serial(data):
     X, y, months = data
     grid = {"finetune_lr": [1e-3, 1e-2]}

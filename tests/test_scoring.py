@@ -27,15 +27,6 @@ from skcl.scoring import (
 from skcl.utils._sklearn_compat import InvalidParameterError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # two intra-op threads on two shared, busy cores cost up to 100x in spin-waits
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class _ColumnClassifier(ClassifierMixin, BaseEstimator):
     """Predicts ``X[:, 0]``; its probability of class 1 is ``X[:, 1]``."""
 
