@@ -26,7 +26,8 @@ thread and do not oversubscribe. The script makes that explicit with
 records ``torch.get_num_threads()`` in its worker. Nothing in
 ``ContinualClassifier`` needs to set threads. The ``n_jobs=2`` search runs
 after a warm-up search that starts the workers (their start, mostly importing
-torch, is reported apart).
+torch, is reported apart); ``idle_worker_timeout`` keeps them alive through
+the serial runs, and the script checks that the timed searches reused them.
 
 Timings on a shared machine are noisy; the three searches run back to back
 ``--repeats`` times in rotating order and the median is reported.
@@ -35,7 +36,7 @@ Usage::
 
     python benchmarks/report_search.py
     python benchmarks/report_search.py --quick            # seconds-long smoke run
-    python benchmarks/report_search.py --regularizer ewc
+    python benchmarks/report_search.py --regularizer ewc --table-only
 """
 
 import argparse
@@ -94,6 +95,8 @@ def parse_args():
     parser.add_argument("--ratios", type=float, nargs=3, default=[0.0, 0.25, 0.5])
     parser.add_argument("--repeats", type=int, default=1,
                         help="timed repeats of each n_jobs configuration")
+    parser.add_argument("--table-only", action="store_true",
+                        help="one search (n_jobs=1, one torch thread): the table, no timings")
     parser.add_argument("--quick", action="store_true",
                         help="tiny data and one epoch: checks the script runs")
     return parser.parse_args()
@@ -164,6 +167,11 @@ def main():
           f"{X.shape[1]} features; {args.regularizer.upper()} x RehearsalBuffer, "
           f"{args.max_epochs} epochs/month, MonthlyKFold(n_splits={args.n_splits})\n")
 
+    if args.table_only:
+        torch.set_num_threads(1)
+        print_results(make_search(args, n_jobs=1).fit(X, y, months=months))
+        return
+
     def serial(threads):
         def run():
             torch.set_num_threads(threads)
@@ -174,7 +182,9 @@ def main():
         return run
 
     def parallel():
-        with joblib.parallel_config(backend="loky", inner_max_num_threads=1):
+        # idle_worker_timeout: keep the started workers through the serial runs
+        with joblib.parallel_config(backend="loky", inner_max_num_threads=1,
+                                    idle_worker_timeout=3600):
             return make_search(args, n_jobs=2).fit(X, y, months=months)
 
     # start the loky workers (importing torch and skcl) outside the timings
