@@ -58,5 +58,16 @@ class MLP(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, X):
-        """Return the logits, shape ``(n_samples, n_classes)``."""
+        """Return the class logits of a batch.
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (n_samples, n_features)
+            Input batch, float, on the module's device.
+
+        Returns
+        -------
+        logits : torch.Tensor of shape (n_samples, n_classes)
+            Unnormalized class scores (no softmax applied).
+        """
         return self.layers(X)

@@ -98,6 +98,8 @@ class Regularizer(BaseEstimator):
         Returns
         -------
         penalty : torch.Tensor of shape ()
+            The penalty, a scalar on the module's device, added to the
+            criterion's loss at every training step.
         """
         raise NotImplementedError(
             f"{type(self).__name__} must implement penalty(module)"
@@ -119,6 +121,7 @@ class Regularizer(BaseEstimator):
         Returns
         -------
         self : Regularizer
+            The regularizer, with its fitted state updated.
         """
         raise NotImplementedError(
             f"{type(self).__name__} must implement consolidate(net, X, y)"
@@ -261,6 +264,7 @@ class L2(_QuadraticRegularizer):
         Returns
         -------
         self : L2
+            The regularizer, anchored at the net's current weights.
         """
         check_parameter_constraints(self)
         anchor = self._snapshot(net.module_)
@@ -287,7 +291,10 @@ _IMPORTANCE_PARAMETERS_DOC = """
     fisher : {"empirical", "hessian", "variance", "batch"}, default="empirical"
         The importance estimate, computed on the month's rows at the trained
         weights (module in ``eval()`` mode), with the net's criterion per
-        sample (see :meth:`get_loss_fn`):
+        sample, as returned by the ``get_loss_fn(net)`` method (built with
+        :func:`skcl.fisher.per_sample_loss`; override the method for a
+        criterion whose per-sample form does not take the module's output and
+        the encoded labels):
 
         * ``"empirical"``: the diagonal empirical Fisher, the mean over samples
           of the squared per-sample gradient, computed exactly
@@ -367,6 +374,8 @@ class _ImportanceRegularizer(_QuadraticRegularizer):
         Returns
         -------
         loss : callable
+            ``loss(output, y)``, the module's output and the encoded labels to
+            a tensor of shape ``(n_samples,)`` of per-sample losses.
         """
         criterion = net.criterion_
         loss = per_sample_loss(criterion)
@@ -521,6 +530,7 @@ class EWC(_ImportanceRegularizer):
         Returns
         -------
         self : EWC
+            The regularizer, with the month's anchor and importances added.
         """
         check_parameter_constraints(self)
         anchor = self._snapshot(net.module_)
@@ -649,6 +659,7 @@ class OnlineEWC(_ImportanceRegularizer):
         Returns
         -------
         self : OnlineEWC
+            The regularizer, with its running importance and anchor updated.
         """
         check_parameter_constraints(self)
         anchor = self._snapshot(net.module_)
