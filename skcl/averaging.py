@@ -126,6 +126,7 @@ class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         self : MonthlyAveragingClassifier
+            Fitted estimator, with the month's model appended to ``estimators_``.
         """
         first_call = "classes_" not in self.__dict__
         # A shallow snapshot suffices: fitted lists are replaced, never
@@ -163,6 +164,7 @@ class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         self : MonthlyAveragingClassifier
+            Fitted estimator, with one model per month in ``estimators_``.
         """
         check_parameter_constraints(self)
         for name in [k for k in self.__dict__ if k.endswith("_") and not k.startswith("_")]:
@@ -196,6 +198,7 @@ class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            The rows to predict, with the features seen at the first month.
 
         Returns
         -------
@@ -217,10 +220,12 @@ class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            The rows to predict, with the features seen at the first month.
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
+            The label of ``classes_`` with the highest averaged probability.
         """
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]

@@ -101,14 +101,15 @@ class ContinualClassifier(NeuralNetClassifier):
         (when the buffer has no seed of its own). With an int, a CPU run is
         bit-for-bit reproducible, and so is a run that is saved and resumed.
     train_split : callable or None, default=None
-        skorch's validation split, applied within each month. ``None`` trains on
-        the whole month.
+        The validation split of skorch, applied within each month. ``None``
+        trains on the whole month.
     iterator_train, iterator_valid : class, default=DeviceBatchIterator
         Batch iterators; the default slices tensors already on ``device``.
     callbacks : list or None, default=None
-        skorch callbacks, run within every month.
+        Additional skorch callbacks (instances or ``(name, callback)`` tuples),
+        run within every month.
     verbose : int, default=0
-        skorch's per-epoch log when positive.
+        Verbosity: when positive, skorch prints its per-epoch log.
     device : str or torch.device, default="cpu"
         Where the module, each month's data and the strategy's tensors live.
     **kwargs
@@ -277,9 +278,21 @@ class ContinualClassifier(NeuralNetClassifier):
         skorch's own ``set_params`` does not forward nested keys of plain
         sklearn-style objects, so they are applied here first.
 
+        Parameters
+        ----------
+        **params
+            Estimator parameters as ``name=value``. Keys
+            ``regularizer__<param>`` and ``rehearsal__<param>`` are set on the
+            ``regularizer`` / ``rehearsal`` object (which must not be ``None``);
+            any other key is handled by skorch (``lr``,
+            ``module__hidden_units``, ``optimizer__weight_decay``, ...), except
+            ``callbacks`` before the estimator is initialized, which is stored
+            as given.
+
         Returns
         -------
         self : ContinualClassifier
+            The estimator, with the parameters set.
         """
         nested = {}
         for key in list(params):
@@ -342,6 +355,7 @@ class ContinualClassifier(NeuralNetClassifier):
         Returns
         -------
         self : ContinualClassifier
+            Fitted estimator, trained on one more month.
         """
         return self._atomic(self._partial_fit, X, y, classes, month, fit_params)
 
@@ -369,6 +383,7 @@ class ContinualClassifier(NeuralNetClassifier):
         Returns
         -------
         self : ContinualClassifier
+            Fitted estimator, trained on every month of the stream.
         """
         return self._atomic(self._fit, X, y, months, fit_params)
 
@@ -381,10 +396,15 @@ class ContinualClassifier(NeuralNetClassifier):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            The rows to predict (numpy array or DataFrame), with the features
+            seen at the first month.
 
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
+            Probability of each class for each row: the module's output after
+            skorch's ``predict_nonlinearity`` (a softmax over the logits with
+            the default ``CrossEntropyLoss``).
         """
         self.check_is_fitted()
         if isinstance(X, torch.utils.data.Dataset):
@@ -399,16 +419,29 @@ class ContinualClassifier(NeuralNetClassifier):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            The rows to predict (numpy array or DataFrame), with the features
+            seen at the first month.
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
+            The label of ``classes_`` with the highest probability.
         """
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
 
     def check_is_fitted(self, attributes=None, *args, **kwargs):
-        """Raise ``NotInitializedError`` (a ``NotFittedError``) before the first fit."""
+        """Raise ``NotInitializedError`` (a ``NotFittedError``) before the first fit.
+
+        Parameters
+        ----------
+        attributes : list of str or None, default=None
+            Attributes a fitted estimator has; ``None`` checks ``module_`` and
+            ``classes_``.
+        *args, **kwargs
+            Passed on to skorch's ``check_is_fitted`` (``msg``,
+            ``all_or_any``, as in ``sklearn.utils.validation.check_is_fitted``).
+        """
         super().check_is_fitted(attributes or ["module_", "classes_"], *args, **kwargs)
 
     # ------------------------------------------------------------------
@@ -420,6 +453,26 @@ class ContinualClassifier(NeuralNetClassifier):
         The one place where a loss-level strategy enters: ``valid_loss`` and
         ``score`` never include the penalty. Safe to override if the signature
         is kept.
+
+        Parameters
+        ----------
+        y_pred : torch.Tensor
+            The module's output for a batch (one logit per class with the
+            default ``MLP``).
+        y_true : torch.Tensor of shape (n_samples,)
+            The batch's encoded labels (indices into ``classes_``).
+        X : torch.Tensor of shape (n_samples, n_features), default=None
+            The batch's input, passed on to skorch's ``get_loss``.
+        training : bool, default=False
+            Whether the loss is computed for a training step; the penalty is
+            added only then.
+
+        Returns
+        -------
+        loss : torch.Tensor of shape ()
+            The criterion's loss on the batch (computed by skorch's
+            classifier), plus ``regularizer_.penalty(module_)`` when
+            ``training`` and a regularizer is set.
         """
         loss = super().get_loss(y_pred, y_true, X=X, training=training)
         if training and getattr(self, "regularizer_", None) is not None:
@@ -442,6 +495,10 @@ class ContinualClassifier(NeuralNetClassifier):
         Returns
         -------
         dataset : torch.utils.data.Dataset
+            ``dataset`` itself without a rehearsal buffer or at the first month;
+            otherwise a new dataset on ``device`` holding
+            ``rehearsal_.fit_resample`` of the month: its rows mixed with rows
+            replayed from the buffer (labels encoded).
         """
         rehearsal = getattr(self, "rehearsal_", None)
         if rehearsal is None or self.n_months_seen_ == 0:
@@ -553,6 +610,8 @@ class ContinualClassifier(NeuralNetClassifier):
         Returns
         -------
         self : ContinualClassifier
+            The estimator, holding the saved weights and classes, ready to
+            predict or to train on further months.
         """
         try:
             with warnings.catch_warnings():
@@ -592,6 +651,7 @@ class ContinualClassifier(NeuralNetClassifier):
         Returns
         -------
         self : ContinualClassifier
+            The estimator, with a freshly initialized ``module_``.
         """
         kwargs = self.get_params_for("module")
         if isinstance(self.module, type) and "classes_" in self.__dict__:
@@ -607,6 +667,22 @@ class ContinualClassifier(NeuralNetClassifier):
         """Return the batch iterator; training batches are shuffled by default.
 
         Safe to override if the signature is kept.
+
+        Parameters
+        ----------
+        dataset : torch.utils.data.Dataset
+            The data to iterate over.
+        training : bool, default=False
+            Whether to build ``iterator_train`` (shuffled unless
+            ``iterator_train__shuffle`` is set) or ``iterator_valid``.
+
+        Returns
+        -------
+        iterator : iterable
+            An instance of ``iterator_train`` or ``iterator_valid`` over
+            ``dataset``, yielding mini-batches of ``batch_size`` rows (the
+            ``iterator_*__batch_size`` parameter if set; ``-1`` means the
+            whole dataset).
         """
         if training and "iterator_train__shuffle" not in self.__dict__:
             kwargs = self.get_params_for("iterator_train")
@@ -631,10 +707,47 @@ class ContinualClassifier(NeuralNetClassifier):
         ]
 
     def check_data(self, X, y):
-        # skorch re-infers ``classes_`` from every call's y; ours is fixed.
+        """Accept the training data as is: ``classes_`` is fixed at the first month.
+
+        skorch's classifier infers its classes from the ``y`` of every
+        ``fit_loop`` call; here that ``y`` holds one month's encoded labels,
+        which may lack some classes, so nothing is inferred or checked (the
+        data was validated by ``fit`` / ``partial_fit`` already).
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (n_samples, n_features)
+            The training rows passed to ``fit_loop``.
+        y : torch.Tensor of shape (n_samples,)
+            Their encoded labels (indices into ``classes_``).
+        """
         pass
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """Run one training or validation epoch of skorch's loop.
+
+        skcl changes training epochs only: the epoch iterates over
+        :meth:`get_epoch_dataset` of the training data (the month mixed with
+        replayed rows when a rehearsal buffer is set), its rows are added to
+        ``n_samples_processed_``, and afterwards a ``FloatingPointError`` is
+        raised if any batch's training loss was not finite (``fit`` /
+        ``partial_fit`` then roll the month back).
+
+        Parameters
+        ----------
+        iterator : iterable or None
+            The batch iterator over the epoch's data; ``None`` skips the epoch.
+        training : bool
+            Whether this is a training epoch (module in train mode) or a
+            validation one.
+        prefix : str
+            Prefix of the history keys, ``"train"`` or ``"valid"``.
+        step_fn : callable
+            Called on each batch (skorch's ``train_step`` or
+            ``validation_step``).
+        **fit_params
+            Passed to ``step_fn``.
+        """
         if training and iterator is not None:
             epoch_dataset = self.get_epoch_dataset(iterator.dataset)
             if epoch_dataset is not iterator.dataset:

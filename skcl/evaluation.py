@@ -118,7 +118,7 @@ def evaluate_stream(
 
     See Also
     --------
-    StreamEvaluation : The returned result and its columns.
+    skcl.evaluation.StreamEvaluation : The returned result and its columns.
     skcl.ContinualClassifier : The estimator whose strategies this compares.
 
     Examples
@@ -209,7 +209,7 @@ def evaluate_stream(
 
 
 class StreamEvaluation:
-    """Result of :func:`evaluate_stream`: per-month scores and costs of strategies.
+    """Result of :func:`~skcl.evaluate_stream`: per-month scores and costs of strategies.
 
     Plain Python records, usable without pandas; ``to_frame`` and
     ``summary_frame`` convert them when pandas is installed.
@@ -238,7 +238,7 @@ class StreamEvaluation:
         trained on); ``eval_month`` (the month whose test part was scored);
         ``metric``; ``score``; ``samples_processed`` (cumulative training rows
         up to and including ``train_month``, every epoch and replayed row
-        counted, see :func:`evaluate_stream`); ``fit_seconds`` (cumulative wall
+        counted, see :func:`~skcl.evaluate_stream`); ``fit_seconds`` (cumulative wall
         time inside ``partial_fit``).
     summary : list of dict
         One dict per strategy, in the order given, describing the model after
@@ -254,7 +254,7 @@ class StreamEvaluation:
         Relative columns are ``None`` without a reference.
     estimators : dict of str to estimator
         Each strategy's fitted model after the last month (the clone that
-        :func:`evaluate_stream` trained), for inspection; empty when the
+        :func:`~skcl.evaluate_stream` trained), for inspection; empty when the
         result was built from records alone.
     metric, reference, months
         As passed.
@@ -263,7 +263,7 @@ class StreamEvaluation:
 
     See Also
     --------
-    evaluate_stream : Produces this result.
+    skcl.evaluate_stream : Produces this result.
 
     Examples
     --------
@@ -329,6 +329,8 @@ class StreamEvaluation:
         Returns
         -------
         frame : pandas.DataFrame
+            One row per record, with the columns of ``records`` in their
+            documented order.
         """
         return _frame(self.records, RECORD_COLUMNS)
 
@@ -338,6 +340,8 @@ class StreamEvaluation:
         Returns
         -------
         frame : pandas.DataFrame
+            One row per strategy, in the order given, indexed by ``strategy``;
+            the other columns of ``summary`` in their documented order.
         """
         return _frame(self.summary, SUMMARY_COLUMNS).set_index("strategy")
 
@@ -347,6 +351,8 @@ class StreamEvaluation:
         Parameters
         ----------
         path : str or path-like
+            File to write (UTF-8, overwritten if it exists): a header row, then
+            one row per record, with the columns of ``records`` in order.
         """
         with open(path, "w", newline="", encoding="utf-8") as stream:
             writer = csv.DictWriter(stream, fieldnames=RECORD_COLUMNS)
@@ -364,6 +370,10 @@ class StreamEvaluation:
         Returns
         -------
         table : str
+            A header, one line per strategy (mean, worst and first-month
+            scores, forgetting, last-month score, gap to the reference,
+            samples processed, relative cost, seconds), and a note naming the
+            metric and the reference.
         """
         if sort_by not in SUMMARY_COLUMNS or sort_by in ("strategy", "worst_month"):
             raise ValueError(

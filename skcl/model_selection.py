@@ -167,6 +167,7 @@ class MonthlyKFold(BaseCrossValidator):
         Returns
         -------
         n_splits : int
+            The number of train/test pairs that ``split`` yields.
         """
         _validate_splitter(self)
         return self.n_splits
@@ -306,6 +307,7 @@ class TemporalSplit(BaseCrossValidator):
         Returns
         -------
         n_splits : int
+            The number of train/test pairs that ``split`` yields.
         """
         _validate_splitter(self)
         return self.n_splits

@@ -197,6 +197,7 @@ class RehearsalBuffer(BaseEstimator):
         Returns
         -------
         self : RehearsalBuffer
+            Fitted buffer, holding at most ``capacity`` of the rows seen so far.
         """
         # A shallow snapshot suffices: stored arrays, dicts and the generator
         # are replaced, never modified in place.
@@ -224,7 +225,10 @@ class RehearsalBuffer(BaseEstimator):
         Returns
         -------
         X : ndarray of shape (n_samples, n_features)
+            The drawn rows, in memory (copied from ``X_``), in the dtype of
+            ``X_``.
         y : ndarray of shape (n_samples,)
+            The label of each drawn row.
         months : ndarray of shape (n_samples,)
             The month label of each drawn row.
         """
@@ -263,6 +267,7 @@ class RehearsalBuffer(BaseEstimator):
             ``n_samples`` rows with ``epoch_size="fixed"``, more with
             ``"grow"``, in random order (new and replayed rows interleaved).
         y_resampled : ndarray of shape (n_samples_new,)
+            The label of each row of ``X_resampled``.
         """
         check_parameter_constraints(self)
         if "X_" not in self.__dict__:

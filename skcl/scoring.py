@@ -82,7 +82,7 @@ class ForgettingScorer(BaseEstimator):
 
         - ``"mean"``: mean over test months, the area under the per-month
           curve (with snapshots, this is the *average accuracy* of
-          :func:`average_accuracy`).
+          :func:`~skcl.scoring.average_accuracy`).
         - ``"min"``: the worst month.
         - ``"last"``: the newest test month.
         - ``"past"``: mean over test months before the newest one (how well
@@ -94,11 +94,12 @@ class ForgettingScorer(BaseEstimator):
 
         From the per-month snapshots (needs ``keep_snapshots=True``):
 
-        - ``"neg_forgetting"``: minus :func:`forgetting`.
-        - ``"bwt"``: :func:`backward_transfer`.
-        - ``"fwt"``: :func:`forward_transfer`, against an untrained copy of
-          the network (see ``random_state``).
-        - ``"neg_flip_rate"``: minus the mean :func:`negative_flip_rate` of
+        - ``"neg_forgetting"``: minus :func:`~skcl.scoring.forgetting`.
+        - ``"bwt"``: :func:`~skcl.scoring.backward_transfer`.
+        - ``"fwt"``: :func:`~skcl.scoring.forward_transfer`, against an
+          untrained copy of the network (see ``random_state``).
+        - ``"neg_flip_rate"``: minus the mean
+          :func:`~skcl.scoring.negative_flip_rate` of
           consecutive monthly models over all test rows (uses predictions,
           not ``metric``).
 
@@ -111,8 +112,9 @@ class ForgettingScorer(BaseEstimator):
 
     See Also
     --------
-    per_month_scores : The per-month curve behind the aggregates.
-    accuracy_matrix : The snapshot-by-month matrix behind forgetting and transfer.
+    skcl.scoring.per_month_scores : The per-month curve behind the aggregates.
+    skcl.scoring.accuracy_matrix : The snapshot-by-month matrix behind
+        forgetting and transfer.
     skcl.MonthlyKFold : A splitter whose test folds hold every month.
 
     Notes
@@ -438,10 +440,15 @@ def average_accuracy(R):
     Returns
     -------
     average_accuracy : float
+        The mean of ``R[-1, j]`` over the test months ``j`` whose column holds
+        no NaN; greater is better.
 
     See Also
     --------
-    forgetting, backward_transfer, forward_transfer
+    forgetting : Drop from each month's best score to its final score.
+    backward_transfer : Change of each month's score since it was learned.
+    forward_transfer : Score on each month before training on it, against a
+        baseline.
 
     Notes
     -----
@@ -476,6 +483,8 @@ def forgetting(R):
     Returns
     -------
     forgetting : float
+        ``F``: the mean drop over the months before the last one whose
+        column holds no NaN; lower is better.
 
     See Also
     --------
@@ -518,10 +527,13 @@ def backward_transfer(R):
     Returns
     -------
     backward_transfer : float
+        ``BWT``: the mean change over the months before the last one whose
+        column holds no NaN; negative means forgetting.
 
     See Also
     --------
-    forgetting, forward_transfer
+    forgetting : The drop from each month's best score instead.
+    forward_transfer : The score of each month before it is trained on.
 
     Notes
     -----
@@ -563,10 +575,12 @@ def forward_transfer(R, baseline):
     Returns
     -------
     forward_transfer : float
+        ``FWT``: the mean gain over the baseline on the months after the
+        first one whose column and baseline hold no NaN; greater is better.
 
     See Also
     --------
-    backward_transfer
+    backward_transfer : The change of each month's score after it is trained on.
 
     Notes
     -----
@@ -612,6 +626,8 @@ def negative_flip_rate(y_true, y_pred_before, y_pred_after):
     Returns
     -------
     negative_flip_rate : float
+        Fraction of the samples, in [0, 1], that the earlier model predicted
+        right and the updated model predicts wrong.
 
     See Also
     --------
