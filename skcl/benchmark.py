@@ -42,6 +42,8 @@ them.
 * ``rehearsal-grow``: the same buffer, each epoch the month's rows plus as
   many replayed rows (twice as long).
 * ``low-lr``: fine-tune at ``finetune_lr = 0.1 * lr``.
+* ``low-lr-finish``: fine-tune at ``lr``, then close every month with two
+  finishing epochs at ``0.1 * lr`` (``finish_epochs=2``).
 * ``l2``: :class:`~skcl.L2` pull towards the previous month's weights at its
   default ``lam=1``.
 * ``ewc-empirical``, ``ewc-hessian``: :class:`~skcl.EWC` at its default
@@ -82,6 +84,7 @@ FAMILIES = ("baselines", "rehearsal", "learning rate", "regularizers",
 
 _LR = 1e-3
 _HIDDEN_UNITS = (64, 64)
+_FINISH_EPOCHS = 2
 _QUICK_HIDDEN_UNITS = (16,)
 _BUFFER_SHARE = 0.25       # of the stream's training rows
 _REPLAY_RATIO = 0.5
@@ -181,6 +184,10 @@ def _registry():
             lambda c: _classifier(c, rehearsal=_buffer(c, "grow"))),
         "low-lr": ("learning rate", "fine-tune at 0.1x the first month's lr",
                    lambda c: _classifier(c, finetune_lr=0.1 * _LR)),
+        "low-lr-finish": (
+            "learning rate",
+            f"fine-tune at lr, then {_FINISH_EPOCHS} finishing epochs at 0.1x lr each month",
+            lambda c: _classifier(c, finish_epochs=_FINISH_EPOCHS, finish_lr=0.1 * _LR)),
     }
     for name, (build_regularizer, text) in _REGULARIZERS.items():
         strategies[name] = (
