@@ -1,5 +1,6 @@
 """ContinualClassifier: a skorch classifier trained month by month."""
 
+import contextlib
 import copy
 import inspect
 import pickle
@@ -86,8 +87,11 @@ class ContinualClassifier(NeuralNetClassifier):
     regularizer : regularizer object or None, default=None
         A loss-level strategy (e.g. :class:`~skcl.EWC`), cloned into
         ``regularizer_`` at the first month. Its ``penalty(module)`` is added to
-        the training loss only; its ``consolidate(net, X, y)`` runs after each
-        month. Tunable as ``regularizer__<param>``.
+        the training loss only (or, when it has the optional fast hook
+        ``add_penalty_grad(module)``, as the built-in ones do, its gradient is
+        added after ``backward()`` and its value to the recorded training
+        loss, see :meth:`get_loss`); its ``consolidate(net, X, y)`` runs after
+        each month. Tunable as ``regularizer__<param>``.
     rehearsal : rehearsal object or None, default=None
         A data-level strategy (e.g. :class:`~skcl.RehearsalBuffer`), cloned into
         ``rehearsal_``. Each training epoch uses ``rehearsal_.fit_resample`` of the
@@ -452,7 +456,12 @@ class ContinualClassifier(NeuralNetClassifier):
 
         The one place where a loss-level strategy enters: ``valid_loss`` and
         ``score`` never include the penalty. Safe to override if the signature
-        is kept.
+        is kept. Exception, the fast hook: when the regularizer has
+        ``add_penalty_grad`` (the built-in :class:`~skcl.L2`,
+        :class:`~skcl.EWC` and :class:`~skcl.OnlineEWC` do), the penalty is
+        not added here; :meth:`train_step_single` adds its gradient into the
+        parameters' ``.grad`` right after ``backward()`` and its value to the
+        step's loss, so ``train_loss`` in the history includes it all the same.
 
         Parameters
         ----------
@@ -472,12 +481,43 @@ class ContinualClassifier(NeuralNetClassifier):
         loss : torch.Tensor of shape ()
             The criterion's loss on the batch (computed by skorch's
             classifier), plus ``regularizer_.penalty(module_)`` when
-            ``training`` and a regularizer is set.
+            ``training`` and a regularizer without ``add_penalty_grad`` is set.
         """
         loss = super().get_loss(y_pred, y_true, X=X, training=training)
-        if training and getattr(self, "regularizer_", None) is not None:
-            loss = loss + self.regularizer_.penalty(self.module_)
+        regularizer = getattr(self, "regularizer_", None) if training else None
+        if regularizer is not None and not hasattr(regularizer, "add_penalty_grad"):
+            loss = loss + regularizer.penalty(self.module_)
         return loss
+
+    def train_step_single(self, batch, **fit_params):
+        """Compute the prediction, loss and gradients of one training batch.
+
+        skorch's step (forward, :meth:`get_loss`, ``backward()``), followed,
+        when the regularizer has the fast hook ``add_penalty_grad``, by
+        ``regularizer_.add_penalty_grad(module_)``: the penalty's gradient is
+        added into the parameters' ``.grad`` and its value to the returned
+        loss. Callbacks' ``on_grad_computed`` (e.g. gradient clipping) run
+        afterwards and see the full gradient.
+
+        Parameters
+        ----------
+        batch : tuple
+            One batch of the training iterator, ``(X, y)``.
+        **fit_params
+            Passed to the module's forward, as in skorch.
+
+        Returns
+        -------
+        step : dict
+            ``{"loss": loss, "y_pred": y_pred}``: the training loss (penalty
+            included) and the module's output.
+        """
+        step = super().train_step_single(batch, **fit_params)
+        regularizer = getattr(self, "regularizer_", None)
+        if regularizer is not None and hasattr(regularizer, "add_penalty_grad"):
+            value = regularizer.add_penalty_grad(self.module_)
+            step["loss"] = step["loss"] + value
+        return step
 
     def get_epoch_dataset(self, dataset):
         """Return the dataset one training epoch iterates over.
@@ -828,12 +868,14 @@ class ContinualClassifier(NeuralNetClassifier):
         return self
 
     def _validate_month(self, X, y, reset):
-        X, y = validate_data(self, X, y, reset=reset, dtype=[np.float32, np.float64])
+        with _explained_input_errors():
+            X, y = validate_data(self, X, y, reset=reset, dtype=[np.float32, np.float64])
         check_classification_targets(y)
         return X, y
 
     def _validate_features(self, X, reset):
-        return validate_data(self, X, reset=reset, dtype=[np.float32, np.float64])
+        with _explained_input_errors():
+            return validate_data(self, X, reset=reset, dtype=[np.float32, np.float64])
 
     def _check_cross_params(self):
         # the strategy objects' own constraints, checked before any training
@@ -991,6 +1033,26 @@ class ContinualClassifier(NeuralNetClassifier):
         if device.type == "cuda":
             devices = [torch.cuda.current_device() if device.index is None else device.index]
         return _SeededRNG(seed, devices)
+
+
+@contextlib.contextmanager
+def _explained_input_errors():
+    """Add the fix to scikit-learn's input errors that only state the problem."""
+    try:
+        yield
+    except ValueError as exc:
+        message = str(exc)
+        if message.startswith("could not convert"):
+            raise ValueError(
+                f"X must be numeric, but {message}; encode text or categorical "
+                "columns first (e.g. a OneHotEncoder in a Pipeline)"
+            ) from exc
+        if "infinity" in message:
+            raise ValueError(
+                f"{message} Replace or clip infinite values before training or "
+                "predicting"
+            ) from exc
+        raise
 
 
 def _encoded_accuracy(net, X, y):
