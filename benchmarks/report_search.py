@@ -85,7 +85,7 @@ def worker_pids(search):
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n-months", type=int, default=8)
-    parser.add_argument("--n-samples-per-month", type=int, default=600)
+    parser.add_argument("--n-samples-per-month", type=int, default=3000)
     parser.add_argument("--max-epochs", type=int, default=4)
     parser.add_argument("--n-splits", type=int, default=3)
     parser.add_argument("--regularizer", choices=["l2", "ewc"], default="l2")
