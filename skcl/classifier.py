@@ -458,10 +458,11 @@ class ContinualClassifier(NeuralNetClassifier):
         ``score`` never include the penalty. Safe to override if the signature
         is kept. Exception, the fast hook: when the regularizer has
         ``add_penalty_grad`` (the built-in :class:`~skcl.L2`,
-        :class:`~skcl.EWC` and :class:`~skcl.OnlineEWC` do), the penalty is
-        not added here; :meth:`train_step_single` adds its gradient into the
-        parameters' ``.grad`` right after ``backward()`` and its value to the
-        step's loss, so ``train_loss`` in the history includes it all the same.
+        :class:`~skcl.EWC` and :class:`~skcl.OnlineEWC` do; ``None`` counts as
+        absent), the penalty is not added here: :meth:`train_step_single` adds
+        its gradient into the parameters' ``.grad`` right after ``backward()``
+        and its value to the step's loss, so ``train_loss`` in the history
+        includes it all the same.
 
         Parameters
         ----------
@@ -485,7 +486,7 @@ class ContinualClassifier(NeuralNetClassifier):
         """
         loss = super().get_loss(y_pred, y_true, X=X, training=training)
         regularizer = getattr(self, "regularizer_", None) if training else None
-        if regularizer is not None and not hasattr(regularizer, "add_penalty_grad"):
+        if regularizer is not None and getattr(regularizer, "add_penalty_grad", None) is None:
             loss = loss + regularizer.penalty(self.module_)
         return loss
 
@@ -513,10 +514,9 @@ class ContinualClassifier(NeuralNetClassifier):
             included) and the module's output.
         """
         step = super().train_step_single(batch, **fit_params)
-        regularizer = getattr(self, "regularizer_", None)
-        if regularizer is not None and hasattr(regularizer, "add_penalty_grad"):
-            value = regularizer.add_penalty_grad(self.module_)
-            step["loss"] = step["loss"] + value
+        add_penalty_grad = getattr(getattr(self, "regularizer_", None), "add_penalty_grad", None)
+        if add_penalty_grad is not None:
+            step["loss"] = step["loss"] + add_penalty_grad(self.module_)
         return step
 
     def get_epoch_dataset(self, dataset):

@@ -9,10 +9,15 @@ implements two hooks:
 * ``consolidate(net, X, y) -> self``, called after every month with the
   month's rows, to snapshot the anchor weights and update the importances.
 
+The built-in ones also implement the optional fast hook
+``add_penalty_grad(module) -> torch scalar``, which the classifier calls after
+``backward()`` instead of differentiating ``penalty`` (see :class:`Regularizer`).
+
 The math (Fisher and Hessian estimates) lives in :mod:`skcl.fisher`.
 """
 
 import math
+import weakref
 from numbers import Integral, Real
 
 import numpy as np
@@ -46,6 +51,21 @@ class Regularizer(BaseEstimator):
     after every month, the first included. Tensors kept in fitted attributes
     should live on the module's device; the classifier maps them to the CPU
     when a CUDA-trained model is loaded on a CPU-only machine.
+
+    Optional fast hook: a regularizer MAY also implement
+    ``add_penalty_grad(module) -> torch scalar``, which adds the penalty's
+    exact gradient with respect to each trainable parameter into its ``.grad``
+    (outside autograd) and returns the penalty's value, detached. When it
+    exists, the classifier no longer adds ``penalty`` to the training loss:
+    it calls ``add_penalty_grad(module_)`` right after ``backward()`` in each
+    training step and adds the returned value to the step's recorded loss,
+    which saves differentiating the penalty through autograd at every step.
+    The two hooks must then agree (same value, gradient equal to the
+    gradient of ``penalty``); a subclass of a built-in regularizer that
+    overrides ``penalty`` must override ``add_penalty_grad`` too, or set the
+    class attribute ``add_penalty_grad = None`` to use ``penalty``. The built-in
+    :class:`L2`, :class:`EWC` and :class:`OnlineEWC` implement it; a custom
+    regularizer needs only ``penalty`` and ``consolidate``.
 
     Read more in the :ref:`User Guide <custom_regularizer>`.
 
@@ -134,8 +154,16 @@ class _QuadraticRegularizer(Regularizer):
     Subclasses set ``param_names_``, ``penalty_center_``, ``penalty_weight_``
     (``None`` for all ones) and ``penalty_offset_`` in ``consolidate``. The
     per-step cost is one concatenation of the parameters and one fused
-    expression, whatever the number of months.
+    expression, whatever the number of months. ``add_penalty_grad`` (what the
+    classifier uses) applies the gradient ``lam * w * (theta - c)`` directly,
+    without autograd.
     """
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        # the cached parameter list refers to one module object: rebuilt lazily
+        state.pop("_grad_cache", None)
+        return state
 
     def penalty(self, module):
         if "penalty_center_" not in self.__dict__ or self.lam == 0:
@@ -148,6 +176,67 @@ class _QuadraticRegularizer(Regularizer):
         if self.penalty_offset_:
             total = total + self.penalty_offset_
         return 0.5 * self.lam * total
+
+    def add_penalty_grad(self, module):
+        """Add the penalty's gradient into the parameters' ``.grad``; return its value.
+
+        The fast path of :meth:`penalty`, called by
+        :class:`~skcl.ContinualClassifier` after ``backward()`` in each
+        training step: adds ``lam * w * (theta - c)`` into each penalized
+        parameter's ``.grad`` (created as zeros where it is ``None``) under
+        ``torch.no_grad()``, in a few operations on the flattened parameters.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The network being trained.
+
+        Returns
+        -------
+        penalty : torch.Tensor of shape ()
+            The penalty's value, detached, on the module's device: the same as
+            :meth:`penalty` returns. Zero, with no gradient touched, before the
+            first consolidation or when ``lam`` is 0.
+        """
+        if "penalty_center_" not in self.__dict__ or self.lam == 0:
+            return _zero(module)
+        params, sizes, shapes = self._penalized_parameters(module)
+        lam = float(self.lam)
+        with torch.no_grad():
+            diff = torch.cat([p.reshape(-1) for p in params])
+            if diff.shape != self.penalty_center_.shape:
+                self._flat_parameters(module)  # raises the error naming the change
+            diff.sub_(self.penalty_center_)
+            weighted = diff if self.penalty_weight_ is None else self.penalty_weight_ * diff
+            grads = []
+            for p in params:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                grads.append(p.grad)
+            parts = [part.view(shape) for part, shape
+                     in zip(weighted.split(sizes), shapes)]
+            torch._foreach_add_(grads, parts, alpha=lam)
+            total = torch.dot(weighted, diff)
+            if self.penalty_offset_:
+                total = total + self.penalty_offset_
+            return total.mul_(0.5 * lam)
+
+    def _penalized_parameters(self, module):
+        """The penalized parameters of ``module``, their sizes and shapes (cached)."""
+        cache = self.__dict__.get("_grad_cache")
+        if (cache is None or cache[0]() is not module
+                or cache[1] is not self.penalty_center_):
+            named = dict(module.named_parameters())
+            try:
+                params = [named[name] for name in self.param_names_]
+            except KeyError:
+                self._flat_parameters(module)  # raises the error naming the change
+                raise
+            shapes = [p.shape for p in params]
+            sizes = [p.numel() for p in params]
+            cache = (weakref.ref(module), self.penalty_center_, params, sizes, shapes)
+            self._grad_cache = cache
+        return cache[2], cache[3], cache[4]
 
     def _flat_parameters(self, module):
         named = dict(module.named_parameters())

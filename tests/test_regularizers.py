@@ -1,7 +1,9 @@
 """L2, EWC and OnlineEWC: penalties against hand computations, plumbing, forgetting."""
 
+import copy
 import functools
 import io
+import pickle
 
 import joblib
 import numpy as np
@@ -382,6 +384,125 @@ def test_regularizers_reduce_forgetting_on_the_full_stream(regularizer):
 @functools.lru_cache
 def naive_month_one_accuracy(seed):
     return month_one_accuracy(None, seed=seed)
+
+
+# ----------------------------------------------------------------------
+# the fast hook: add_penalty_grad, and the classifier's use of it
+# ----------------------------------------------------------------------
+def consolidated(kind):
+    """A consolidated regularizer and its module, moved away from the anchor."""
+    if kind != "L2":
+        regularizer = EWC(lam=20.0) if kind == "EWC" else OnlineEWC(lam=20.0, gamma=0.5)
+        regularizer, module, _, _ = three_months_of_ewc(regularizer)
+        return regularizer, module
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 2))
+    regularizer = L2(lam=0.7).consolidate(FakeNet(module), None, None)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return regularizer, module
+
+
+@pytest.mark.parametrize("kind", ["L2", "EWC", "OnlineEWC"])
+def test_add_penalty_grad_matches_autograd_of_penalty(kind):
+    regularizer, module = consolidated(kind)
+    params = list(module.parameters())
+    expected_value = regularizer.penalty(module)
+    expected = torch.autograd.grad(expected_value, params)
+    start = [torch.randn_like(p) for p in params]
+    for p, g in zip(params, start):
+        p.grad = g.clone()
+    params[0].grad = None  # created where missing
+    for _ in range(2):  # the second call uses the cached parameter list
+        value = regularizer.add_penalty_grad(module)
+        assert value.shape == () and not value.requires_grad
+        torch.testing.assert_close(value, expected_value.detach(), rtol=1e-6, atol=1e-8)
+    for i, (p, g, s) in enumerate(zip(params, expected, start)):
+        torch.testing.assert_close(p.grad, g + g if i == 0 else s + g + g,
+                                   rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("regularizer", [L2(), EWC(), OnlineEWC(), L2(lam=0.0)])
+def test_add_penalty_grad_is_zero_and_touches_no_gradient_without_a_penalty(regularizer):
+    module = nn.Linear(3, 2).double()
+    if regularizer.lam == 0:
+        regularizer.consolidate(FakeNet(module), None, None)
+        with torch.no_grad():
+            module.weight.add_(1.0)
+    module.weight.grad = torch.ones_like(module.weight)
+    value = regularizer.add_penalty_grad(module)
+    assert value.shape == () and value.item() == 0.0 and value.dtype == torch.float64
+    assert module.bias.grad is None and (module.weight.grad == 1).all()
+
+
+def test_add_penalty_grad_reports_module_changes():
+    regularizer = L2().consolidate(FakeNet(nn.Linear(3, 2)), None, None)
+    with pytest.raises(ValueError, match="has no parameter 'weight'"):
+        regularizer.add_penalty_grad(nn.Sequential(nn.Linear(3, 2)))
+    with pytest.raises(ValueError, match="have 12 entries, but L2 was consolidated with 8"):
+        regularizer.add_penalty_grad(nn.Linear(5, 2))
+
+
+@pytest.mark.parametrize("kind", ["L2", "EWC", "OnlineEWC"])
+def test_add_penalty_grad_cache_survives_pickle_and_deepcopy(kind):
+    regularizer, module = consolidated(kind)
+    regularizer.add_penalty_grad(module)  # fills the cache
+    for copied, copied_module in (
+            copy.deepcopy((regularizer, module)),
+            pickle.loads(pickle.dumps((regularizer, module)))):
+        for m in (module, copied_module):
+            m.zero_grad(set_to_none=True)
+        value = regularizer.add_penalty_grad(module)
+        copied_value = copied.add_penalty_grad(copied_module)
+        torch.testing.assert_close(copied_value, value, rtol=0, atol=0)
+        for p, q in zip(module.parameters(), copied_module.parameters()):
+            torch.testing.assert_close(q.grad, p.grad, rtol=0, atol=0)
+    assert clone(regularizer).get_params() == regularizer.get_params()
+
+
+@pytest.mark.parametrize("regularizer", [L2(lam=10.0), EWC(lam=1e3),
+                                         OnlineEWC(lam=1e3, gamma=0.5)])
+def test_train_step_fast_path_matches_the_autograd_penalty(stream, make_clf, regularizer):
+    X, y, months = stream
+    clf = fit_months(make_clf(regularizer=regularizer), X, y, months, n_months=1)
+    torch.manual_seed(1)
+    with torch.no_grad():  # away from the anchor: a penalty and a gradient
+        for p in clf.module_.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    X_batch, y_batch = (t[:64] for t in month_tensors(X, y, months, 1))
+    params = list(clf.module_.parameters())
+    clf.optimizer_.zero_grad()
+    step = clf.train_step_single((X_batch, y_batch))
+    fast = [p.grad.clone() for p in params]
+    # the general path: autograd through loss + penalty
+    clf.optimizer_.zero_grad()
+    clf.module_.train()
+    loss = CE(clf.module_(X_batch), y_batch)
+    penalty = clf.regularizer_.penalty(clf.module_)
+    assert penalty.item() > 1e-3
+    (loss + penalty).backward()
+    for f, p in zip(fast, params):
+        torch.testing.assert_close(f, p.grad, rtol=1e-6, atol=1e-7)
+    assert step["loss"].item() == pytest.approx(loss.item() + penalty.item(), rel=1e-6)
+
+
+class AutogradEWC(EWC):
+    """EWC through the general path: autograd of penalty, added in get_loss."""
+
+    add_penalty_grad = None
+
+
+def test_training_with_the_fast_path_matches_the_general_path(stream, make_clf):
+    X, y, months = stream
+    fast = fit_months(make_clf(regularizer=EWC(lam=1e3)), X, y, months, n_months=3)
+    general = fit_months(make_clf(regularizer=AutogradEWC(lam=1e3)), X, y, months,
+                         n_months=3)
+    for p, q in zip(fast.module_.parameters(), general.module_.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    # the recorded training loss includes the penalty on both paths
+    np.testing.assert_allclose(fast.history[:, "train_loss"],
+                               general.history[:, "train_loss"], rtol=1e-5)
 
 
 # ----------------------------------------------------------------------
