@@ -7,7 +7,6 @@ import torch
 from skcl import ContinualClassifier
 from skcl.datasets import make_drifting_stream
 
-
 # The test models are tiny: one intra-op thread is faster than two fighting
 # over a 2-core CI machine, and timing-independent.
 torch.set_num_threads(1)
