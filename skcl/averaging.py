@@ -9,6 +9,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from .utils._months import check_months
 from .utils._sklearn_compat import (
     HasMethods,
     Interval,
@@ -170,21 +171,7 @@ class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
         for name in [k for k in self.__dict__ if k.endswith("_") and not k.startswith("_")]:
             del self.__dict__[name]
         X, y = validate_data(self, X, y, reset=True)
-        if months is None:
-            months = np.zeros(len(y), dtype=int)
-        months = np.asarray(months)
-        if months.ndim != 1 or len(months) != len(y):
-            raise ValueError(
-                f"months has shape {months.shape}, but X has {len(y)} rows; pass one "
-                "month label per row"
-            )
-        try:
-            month_order = np.unique(months)
-        except TypeError as exc:
-            raise ValueError(
-                f"month labels cannot be sorted ({exc}); use one comparable type, "
-                "e.g. all ints or all 'YYYY-MM' strings"
-            ) from exc
+        months, month_order = check_months(months, len(y))
         check_classification_targets(y)
         classes = np.unique(y)
         for month in month_order:

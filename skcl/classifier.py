@@ -19,6 +19,7 @@ from skorch.net import NeuralNet
 
 from ._batching import DeviceBatchIterator, dataset_tensors
 from .modules import MLP
+from .utils._months import check_months
 from .utils._sklearn_compat import (
     HasMethods,
     Interval,
@@ -837,21 +838,7 @@ class ContinualClassifier(NeuralNetClassifier):
         self._check_cross_params()
         self._reset()
         X, y = self._validate_month(X, y, reset=True)
-        if months is None:
-            months = np.zeros(len(y), dtype=int)
-        months = np.asarray(months)
-        if months.ndim != 1 or len(months) != len(y):
-            raise ValueError(
-                f"months has shape {months.shape}, but X has {len(y)} rows; pass "
-                "one month label per row"
-            )
-        try:
-            month_order = np.unique(months)
-        except TypeError as exc:
-            raise ValueError(
-                f"month labels cannot be sorted ({exc}); use one comparable type, "
-                "e.g. all ints or all 'YYYY-MM' strings"
-            ) from exc
+        months, month_order = check_months(months, len(y))
         classes = np.unique(y)
         for month in month_order:
             rows = months == month

@@ -21,6 +21,8 @@ from sklearn.metrics import get_scorer
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
+from .utils._months import check_months
+
 __all__ = ["StreamEvaluation", "evaluate_stream"]
 
 #: Columns of :attr:`StreamEvaluation.records`, in order.
@@ -162,13 +164,7 @@ def evaluate_stream(
         )
     if n_rows == 0:
         raise ValueError("the stream is empty; pass at least one month of rows")
-    try:
-        month_order = np.unique(months)
-    except TypeError as exc:
-        raise ValueError(
-            f"month labels cannot be sorted ({exc}); use one comparable type, "
-            "e.g. all ints or all 'YYYY-MM' strings"
-        ) from exc
+    months, month_order = check_months(months, n_rows)
     classes = np.unique(y)
     splits = _split_months(y, months, month_order, test_size, random_state)
     month_labels = [_plain(month) for month in month_order]

@@ -20,7 +20,31 @@ from .utils._sklearn_compat import Interval, validate_parameter_constraints
 __all__ = ["MonthlyKFold", "TemporalSplit"]
 
 
-class MonthlyKFold(BaseCrossValidator):
+class _MonthSplitter(BaseCrossValidator):
+    """What every month-aware splitter shares: its month request and ``n_splits``."""
+
+    # months arrive as ``months`` metadata or, the way sklearn splitters take
+    # them, as ``groups``; both are requested so GridSearchCV routes them here.
+    __metadata_request__split = {"groups": True, "months": True}
+
+    def get_n_splits(self, X=None, y=None, groups=None, months=None):
+        """Return the number of splits, ``n_splits``.
+
+        Parameters
+        ----------
+        X, y, groups, months : object
+            Ignored; present for API compatibility.
+
+        Returns
+        -------
+        n_splits : int
+            The number of train/test pairs that ``split`` yields.
+        """
+        _validate_splitter(self)
+        return self.n_splits
+
+
+class MonthlyKFold(_MonthSplitter):
     """K-fold cross-validation in which every fold holds every month.
 
     Each month's rows are divided into ``n_splits`` folds of near-equal size
@@ -71,8 +95,6 @@ class MonthlyKFold(BaseCrossValidator):
     [0 0 1 1 2 2]
     [0 0 1 1 2 2]
     """
-
-    __metadata_request__split = {"groups": True, "months": True}
 
     _parameter_constraints = {
         "n_splits": [Interval(Integral, 2, None, closed="left")],
@@ -156,24 +178,8 @@ class MonthlyKFold(BaseCrossValidator):
             test_mask = fold_of == fold
             yield indices[~test_mask], indices[test_mask]
 
-    def get_n_splits(self, X=None, y=None, groups=None, months=None):
-        """Return the number of splits, ``n_splits``.
 
-        Parameters
-        ----------
-        X, y, groups, months : object
-            Ignored; present for API compatibility.
-
-        Returns
-        -------
-        n_splits : int
-            The number of train/test pairs that ``split`` yields.
-        """
-        _validate_splitter(self)
-        return self.n_splits
-
-
-class TemporalSplit(BaseCrossValidator):
+class TemporalSplit(_MonthSplitter):
     """Rolling-origin split: train on the past, test on held-out past and the future.
 
     The sorted months are cut at ``n_splits`` successive months ``T`` (the
@@ -228,8 +234,6 @@ class TemporalSplit(BaseCrossValidator):
     >>> months[test]
     array([0, 1, 2, 2, 2, 2, 3, 3, 3, 3])
     """
-
-    __metadata_request__split = {"groups": True, "months": True}
 
     _parameter_constraints = {
         "n_splits": [Interval(Integral, 1, None, closed="left")],
@@ -295,22 +299,6 @@ class TemporalSplit(BaseCrossValidator):
         for cut in range(first_cut, len(labels) - 1):
             past = month_codes <= cut
             yield indices[past & ~held_out], indices[~past | held_out]
-
-    def get_n_splits(self, X=None, y=None, groups=None, months=None):
-        """Return the number of splits, ``n_splits``.
-
-        Parameters
-        ----------
-        X, y, groups, months : object
-            Ignored; present for API compatibility.
-
-        Returns
-        -------
-        n_splits : int
-            The number of train/test pairs that ``split`` yields.
-        """
-        _validate_splitter(self)
-        return self.n_splits
 
 
 def _validate_splitter(splitter):
