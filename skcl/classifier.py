@@ -544,13 +544,19 @@ class ContinualClassifier(NeuralNetClassifier):
         rehearsal = getattr(self, "rehearsal_", None)
         if rehearsal is None or self.n_months_seen_ == 0:
             return dataset
-        tensors = dataset_tensors(dataset)
-        if tensors is None:
-            raise TypeError(
-                "rehearsal needs in-memory training data, but skorch built a "
-                f"{type(dataset).__name__}; pass numpy arrays or DataFrames"
-            )
-        X_new, y_new = (t.cpu().numpy() for t in tensors)
+        cached = self.__dict__.get("_epoch_source")
+        if cached is not None and cached[0] is dataset:
+            X_new, y_new = cached[1:]
+        else:
+            tensors = dataset_tensors(dataset)
+            if tensors is None:
+                raise TypeError(
+                    "rehearsal needs in-memory training data, but skorch built a "
+                    f"{type(dataset).__name__}; pass numpy arrays or DataFrames"
+                )
+            X_new, y_new = (t.cpu().numpy() for t in tensors)
+            # one host copy of the month for all its epochs (dropped at month end)
+            self.__dict__["_epoch_source"] = (dataset, X_new, y_new)
         X_mix, y_mix = rehearsal.fit_resample(X_new, y_new)
         return Dataset(self._to_device(X_mix), self._to_device(y_mix, dtype=torch.long))
 
@@ -961,6 +967,7 @@ class ContinualClassifier(NeuralNetClassifier):
                 self.fit_loop(X_train, y_train, epochs=self.finish_epochs, **fit_params)
                 for group in self.optimizer_.param_groups:
                     group["lr"] = lr
+            self.__dict__.pop("_epoch_source", None)
             self.notify("on_train_end", X=X_train, y=y_train)
             self.on_month_end(X_month, y_month, month)
 

@@ -441,3 +441,25 @@ def test_rehearsal_forgets_month_one_less_than_naive_finetuning():
         clf.fit(X[train], y[train], months=months[train])
         scores[name] = clf.score(X[first_month_test], y[first_month_test])
     assert scores["rehearsal"] > scores["naive"] + 0.15
+
+
+def test_month_is_copied_to_the_host_once_per_month(monkeypatch):
+    """Each epoch draws a fresh replay mix, from one host copy of the month."""
+    from skcl import ContinualClassifier
+    from skcl import classifier as classifier_module
+    from skcl.datasets import make_drifting_stream
+
+    calls = []
+    original = classifier_module.dataset_tensors
+
+    def counting(dataset):
+        calls.append(dataset)
+        return original(dataset)
+
+    monkeypatch.setattr(classifier_module, "dataset_tensors", counting)
+    X, y, months = make_drifting_stream(n_months=3, n_samples_per_month=100, random_state=0)
+    clf = ContinualClassifier(max_epochs=3, random_state=0, module__hidden_units=(8,),
+                              rehearsal=RehearsalBuffer(capacity=100))
+    clf.fit(X, y, months=months)
+    assert len(calls) == 2  # months 2 and 3; month 1 has nothing to replay
+    assert "_epoch_source" not in clf.__dict__
