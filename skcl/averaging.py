@@ -9,6 +9,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from .utils._labels import check_month_classes
 from .utils._months import check_months
 from .utils._sklearn_compat import (
     HasMethods,
@@ -171,6 +172,8 @@ class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
         for name in [k for k in self.__dict__ if k.endswith("_") and not k.startswith("_")]:
             del self.__dict__[name]
         X, y = validate_data(self, X, y, reset=True)
+        if months is None:
+            months = np.zeros(len(y), dtype=int)
         months, month_order = check_months(months, len(y))
         check_classification_targets(y)
         classes = np.unique(y)
@@ -236,26 +239,7 @@ class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
             self.rng_ = np.random.default_rng(
                 check_random_state(self.random_state).randint(_SEED_HIGH))
             self.estimators_, self.months_ = [], []
-            self.classes_ = np.unique(y if classes is None else np.asarray(classes))
-            if len(self.classes_) < 2:
-                raise ValueError(
-                    f"the first month has only one class ({self.classes_.tolist()[0]!r}) "
-                    "and classes was not given; pass every label of the stream as "
-                    "classes=[...] on the first partial_fit"
-                )
-        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-            raise ValueError(
-                f"classes={np.unique(classes).tolist()!r} differs from classes_="
-                f"{self.classes_.tolist()!r} fixed by the first partial_fit; pass the "
-                "same classes or call fit to start over"
-            )
-        unknown = np.setdiff1d(np.unique(y), self.classes_)
-        if len(unknown):
-            raise ValueError(
-                f"y has labels {unknown.tolist()!r} not in classes_ "
-                f"{self.classes_.tolist()!r}; pass every label in classes on the first "
-                "partial_fit"
-            )
+        self.classes_ = check_month_classes(y, classes, self.__dict__.get("classes_"))
         if month is None:
             month = len(self.months_)
         present = np.unique(y)

@@ -19,6 +19,7 @@ from skorch.net import NeuralNet
 
 from ._batching import DeviceBatchIterator, dataset_tensors
 from .modules import MLP
+from .utils._labels import check_month_classes
 from .utils._months import check_months
 from .utils._sklearn_compat import (
     HasMethods,
@@ -844,6 +845,8 @@ class ContinualClassifier(NeuralNetClassifier):
         self._check_cross_params()
         self._reset()
         X, y = self._validate_month(X, y, reset=True)
+        if months is None:
+            months = np.zeros(len(y), dtype=int)
         months, month_order = check_months(months, len(y))
         classes = np.unique(y)
         for month in month_order:
@@ -894,37 +897,10 @@ class ContinualClassifier(NeuralNetClassifier):
                 "or use strategy='finetune'"
             )
 
-    def _set_classes(self, y, classes):
-        if "classes_" not in self.__dict__:
-            if classes is None:
-                classes = np.unique(y)
-                if len(classes) < 2:
-                    raise ValueError(
-                        f"the first month has only one class ({classes.tolist()[0]!r}) and "
-                        "classes was not given; pass every label of the stream as "
-                        "classes=[...] on the first partial_fit"
-                    )
-            else:
-                classes = np.unique(np.asarray(classes))
-            self.classes_ = classes
-        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-            raise ValueError(
-                f"classes={np.unique(classes).tolist()!r} differs from classes_="
-                f"{self.classes_.tolist()!r} fixed by the first partial_fit; pass the "
-                "same classes or call fit to start over"
-            )
-        unknown = np.setdiff1d(np.unique(y), self.classes_)
-        if len(unknown):
-            raise ValueError(
-                f"y has labels {unknown.tolist()!r} not in classes_ "
-                f"{self.classes_.tolist()!r}; pass every label in classes on the first "
-                "partial_fit"
-            )
-
     def _fit_month(self, X, y, classes, month, fit_params):
         if len(y) == 0:
             raise ValueError("the month has no rows; skip empty months")
-        self._set_classes(y, classes)
+        self.classes_ = check_month_classes(y, classes, self.__dict__.get("classes_"))
         y_encoded = np.searchsorted(self.classes_, y)
         first_month = not getattr(self, "initialized_", False) or "rng_" not in self.__dict__
         if first_month:

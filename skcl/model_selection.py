@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils import check_random_state
 
+from .utils._months import check_months
 from .utils._sklearn_compat import Interval, validate_parameter_constraints
 
 __all__ = ["MonthlyKFold", "TemporalSplit"]
@@ -361,10 +362,5 @@ def _resolve_months(splitter, n_samples, groups, months):
                 f"{name}.split got both months and groups, and they differ; it reads "
                 "the month of each row from either one: pass one, or the same labels"
             )
-    values = np.asarray(months if months is not None else groups)
-    if values.ndim != 1 or len(values) != n_samples:
-        raise ValueError(
-            f"months has shape {values.shape}, but X has {n_samples} rows; pass one "
-            "month label per row"
-        )
+    values, _ = check_months(months if months is not None else groups, n_samples)
     return values

@@ -38,6 +38,7 @@ from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.metadata_routing import UNCHANGED, MetadataRequest
 
 from .model_selection import _as_list
+from .utils._months import check_months
 from .utils._sklearn_compat import (
     InvalidParameterError,
     StrOptions,
@@ -189,7 +190,7 @@ class ForgettingScorer(BaseEstimator):
         y = np.asarray(y)
         if self.aggregate == "neg_flip_rate":
             if months is not None:
-                _check_months(months, len(y))
+                check_months(months, len(y), what="y")
             return -_mean_flip_rate(estimator, X, y)
         if months is None:
             if not sklearn.get_config()["enable_metadata_routing"]:
@@ -209,12 +210,11 @@ class ForgettingScorer(BaseEstimator):
                 )
             return float(check_scoring(estimator, scoring=self.metric)(estimator, X, y))
 
-        months = _check_months(months, len(y))
+        months, labels = check_months(months, len(y), what="y")
         scorer = check_scoring(estimator, scoring=self.metric)
         if self.aggregate in _SNAPSHOT_AGGREGATES:
             return self._score_matrix(scorer, estimator, X, y, months)
 
-        labels = np.unique(months)
         scores = _month_scores(scorer, estimator, X, y, months, labels)
         defined = ~np.isnan(scores)
         labels, scores = labels[defined], scores[defined]
@@ -368,8 +368,7 @@ def per_month_scores(estimator, X, y, months, *, metric="accuracy"):
     {1: 1.0, 2: 0.5, 3: 0.0}
     """
     y = np.asarray(y)
-    months = _check_months(months, len(y))
-    labels = np.unique(months)
+    months, labels = check_months(months, len(y), what="y")
     scorer = check_scoring(estimator, scoring=metric)
     scores = _month_scores(scorer, estimator, X, y, months, labels)
     return dict(zip(_as_list(labels), scores.tolist()))
@@ -420,7 +419,7 @@ def accuracy_matrix(estimator, X, y, months, *, metric="accuracy"):
     (3, 3)
     """
     y = np.asarray(y)
-    months = _check_months(months, len(y))
+    months, _ = check_months(months, len(y), what="y")
     scorer = check_scoring(estimator, scoring=metric)
     matrix, _ = _accuracy_matrix(scorer, estimator, X, y, months, "accuracy_matrix")
     return matrix
@@ -651,16 +650,6 @@ def negative_flip_rate(y_true, y_pred_before, y_pred_after):
 # ----------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------
-def _check_months(months, n_samples):
-    months = np.asarray(months)
-    if months.ndim != 1 or len(months) != n_samples:
-        raise ValueError(
-            f"months has shape {months.shape}, but y has {n_samples} rows; pass one "
-            "month label per test row"
-        )
-    return months
-
-
 def _score_one(scorer, estimator, X, y):
     """The metric on one month, NaN where it is undefined (see module docs)."""
     with warnings.catch_warnings(record=True) as caught:

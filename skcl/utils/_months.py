@@ -8,8 +8,8 @@ def check_months(months, n_rows, *, what="X"):
 
     Parameters
     ----------
-    months : array-like of shape (n_rows,) or None
-        One month label per row; ``None`` puts every row in one month (``0``).
+    months : array-like of shape (n_rows,)
+        One month label per row.
     n_rows : int
         The number of rows the labels must match.
     what : str, default="X"
@@ -27,8 +27,6 @@ def check_months(months, n_rows, *, what="X"):
     ValueError
         If there is not one label per row, or the labels cannot be sorted.
     """
-    if months is None:
-        months = np.zeros(n_rows, dtype=int)
     months = np.asarray(months)
     if months.ndim != 1 or len(months) != n_rows:
         raise ValueError(
