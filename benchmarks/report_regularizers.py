@@ -62,7 +62,7 @@ def split_stream(random_state=0):
 
 def run_strategy(name, lam, X, y, months, train, test, seed):
     strategy = "retrain" if name == "retrain" else "finetune"
-    clf = ContinualClassifier(regularizer=make_regularizer(name, lam), strategy=strategy,
+    clf = ContinualClassifier(regularizer=make_regularizer(name, lam), update=strategy,
                               random_state=seed)
     for month in np.unique(months):
         rows = train[months[train] == month]

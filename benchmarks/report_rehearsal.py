@@ -42,7 +42,7 @@ def strategies(seed, capacity, max_epochs, ewc_lam):
         return RehearsalBuffer(capacity=capacity, replay_ratio=replay_ratio,
                                epoch_size=epoch_size, policy=policy)
 
-    named = {"retrain": net(strategy="retrain"), "naive": net()}
+    named = {"retrain": net(update="retrain"), "naive": net()}
     for epoch_size in ("fixed", "grow"):
         for ratio in (0.25, 0.5, 0.75):
             named[f"rehearsal {ratio:.2f} {epoch_size}"] = net(

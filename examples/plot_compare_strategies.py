@@ -44,7 +44,7 @@ def buffer(epoch_size="fixed"):
 
 
 strategies = {
-    "retrain": classifier(strategy="retrain"),
+    "retrain": classifier(update="retrain"),
     "naive": classifier(),
     "averaging": MonthlyAveragingClassifier(classifier(), random_state=0),
     "rehearsal (fixed)": classifier(rehearsal=buffer("fixed")),

@@ -80,7 +80,7 @@ def classifier(**params):
 
 result = evaluate_stream(
     {
-        "retrain": classifier(strategy="retrain"),
+        "retrain": classifier(update="retrain"),
         "naive": classifier(),
         "L2 (lam=1)": classifier(regularizer=L2(lam=1.0)),
         "OutputAnchor (lam=1)": classifier(regularizer=OutputAnchor(lam=1.0)),

@@ -30,7 +30,7 @@ X, y, months = make_drifting_stream(n_months=8, n_samples_per_month=600, random_
 
 common = dict(max_epochs=5, lr=1e-3, random_state=0)
 strategies = {
-    "retrain": ContinualClassifier(strategy="retrain", **common),
+    "retrain": ContinualClassifier(update="retrain", **common),
     "naive": ContinualClassifier(**common),
     "finetune_lr=1e-4": ContinualClassifier(finetune_lr=1e-4, **common),
     "finetune_lr=3e-4 + finish": ContinualClassifier(

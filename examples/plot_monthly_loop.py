@@ -60,10 +60,10 @@ print("months trained on:", [int(m) for m in finetuned.months_])
 # %%
 # The full-retraining baseline
 # ----------------------------
-# ``strategy="retrain"`` re-initializes the network every month and trains it
+# ``update="retrain"`` re-initializes the network every month and trains it
 # on every month seen so far. It remembers well, but its cost grows with the
 # stream, and it needs all past data.
-retrained = ContinualClassifier(strategy="retrain", max_epochs=5, lr=1e-3, random_state=0)
+retrained = ContinualClassifier(update="retrain", max_epochs=5, lr=1e-3, random_state=0)
 R_retrain = run_stream(retrained)
 
 # %%

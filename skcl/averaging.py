@@ -65,7 +65,7 @@ class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
     estimators_ : list of estimators
         The monthly models, oldest first. Their own ``classes_`` are encoded
         labels (indices into ``classes_``).
-    months_ : list
+    estimator_months_ : list
         Month label of each model in ``estimators_``.
     rng_ : numpy.random.Generator
         Source of the monthly seeds.
@@ -122,7 +122,7 @@ class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
             Every label of the stream. Needed on the first call unless that
             month holds every label; must match ``classes_`` after.
         month : hashable, default=None
-            The month's label, recorded in ``months_``. ``None`` uses the
+            The month's label, recorded in ``estimator_months_``. ``None`` uses the
             number of months seen so far.
 
         Returns
@@ -238,10 +238,10 @@ class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
         if "classes_" not in self.__dict__:
             self.rng_ = np.random.default_rng(
                 check_random_state(self.random_state).randint(_SEED_HIGH))
-            self.estimators_, self.months_ = [], []
+            self.estimators_, self.estimator_months_ = [], []
         self.classes_ = check_month_classes(y, classes, self.__dict__.get("classes_"))
         if month is None:
-            month = len(self.months_)
+            month = len(self.estimator_months_)
         present = np.unique(y)
         if len(present) < 2:
             raise ValueError(
@@ -262,4 +262,4 @@ class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
             model.set_params(random_state=seed)
         model.fit(X, np.searchsorted(self.classes_, y))
         self.estimators_ = [*self.estimators_, model]
-        self.months_ = [*self.months_, month]
+        self.estimator_months_ = [*self.estimator_months_, month]

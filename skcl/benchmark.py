@@ -168,7 +168,7 @@ def _registry():
     """Return ``{name: (family, description, build(config) -> estimator)}``."""
     strategies = {
         "retrain": ("baselines", "re-initialize and train on all months so far, every month",
-                    lambda c: _classifier(c, strategy="retrain")),
+                    lambda c: _classifier(c, update="retrain")),
         "naive": ("baselines", "fine-tune at the first month's lr",
                   lambda c: _classifier(c)),
         "averaging": ("baselines", "one fresh model per month, probabilities averaged",

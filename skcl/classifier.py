@@ -43,7 +43,7 @@ class ContinualClassifier(NeuralNetClassifier):
     A skorch :class:`~skorch.classifier.NeuralNetClassifier` whose ``partial_fit``
     trains on one month of data under a continual-learning strategy, and whose
     ``fit(X, y, months=...)`` replays a whole stream month by month. Strategies
-    compose through independent parameters: ``strategy`` (fine-tune or retrain),
+    compose through independent parameters: ``update`` (fine-tune or retrain),
     ``regularizer`` (a loss penalty), ``rehearsal`` (replayed past data) and
     ``finetune_lr`` / ``finish_epochs`` (the optimizer's learning rate after the
     first month, and low-rate epochs that close each month).
@@ -61,10 +61,10 @@ class ContinualClassifier(NeuralNetClassifier):
         The training loss.
     optimizer : torch optimizer class, default=torch.optim.Adam
         Created once at the first month and kept (state included) afterwards,
-        except under ``strategy="retrain"``.
+        except under ``update="retrain"``.
     lr : float, default=1e-3
         Learning rate of the first month (and of every month under
-        ``strategy="retrain"``).
+        ``update="retrain"``).
     finetune_lr : float or None, default=None
         Learning rate of every later month, set on the live optimizer without
         resetting its state. ``None`` keeps ``lr``.
@@ -80,12 +80,13 @@ class ContinualClassifier(NeuralNetClassifier):
         Epochs per month (per ``partial_fit`` call), before ``finish_epochs``.
     batch_size : int, default=128
         Rows per mini-batch.
-    strategy : {"finetune", "retrain"}, default="finetune"
+    update : {"finetune", "retrain"}, default="finetune"
+        How each month updates the model.
         ``"finetune"`` continues from the current weights each month.
         ``"retrain"`` re-initializes the module and optimizer each month and trains
         on every month seen so far: the full-retraining baseline. It keeps a copy
         of all past training data on the host, so its memory grows with the
-        stream (``n_rows_seen * n_features * 4`` bytes for float32).
+        stream (``n_samples_seen * n_features * 4`` bytes for float32).
     regularizer : regularizer object or None, default=None
         A loss-level strategy (e.g. :class:`~skcl.EWC`), cloned into
         ``regularizer_`` at the first month. Its ``penalty(module)`` is added to
@@ -134,7 +135,7 @@ class ContinualClassifier(NeuralNetClassifier):
         Month labels trained on, in order (a running count when none was given).
     n_months_seen_ : int
         Number of months trained on.
-    n_rows_seen_ : int
+    n_samples_seen_ : int
         Number of new rows trained on, summed over months.
     n_samples_processed_ : int
         Training rows processed, summed over every epoch of every month
@@ -192,7 +193,7 @@ class ContinualClassifier(NeuralNetClassifier):
         "max_epochs": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"),
                        Options(Integral, {-1})],
-        "strategy": [StrOptions({"finetune", "retrain"})],
+        "update": [StrOptions({"finetune", "retrain"})],
         "regularizer": [HasMethods(["penalty", "consolidate"]), None],
         "rehearsal": [HasMethods(["fit_resample", "partial_fit"]), None],
         "keep_snapshots": ["boolean"],
@@ -211,7 +212,7 @@ class ContinualClassifier(NeuralNetClassifier):
         finish_lr=None,
         max_epochs=5,
         batch_size=128,
-        strategy="finetune",
+        update="finetune",
         regularizer=None,
         rehearsal=None,
         keep_snapshots=False,
@@ -245,7 +246,7 @@ class ContinualClassifier(NeuralNetClassifier):
         self.finetune_lr = finetune_lr
         self.finish_epochs = finish_epochs
         self.finish_lr = finish_lr
-        self.strategy = strategy
+        self.update = update
         self.regularizer = regularizer
         self.rehearsal = rehearsal
         self.keep_snapshots = keep_snapshots
@@ -686,7 +687,7 @@ class ContinualClassifier(NeuralNetClassifier):
             self.feature_names_in_ = np.asarray(payload["feature_names_in"], dtype=object)
         seed = check_random_state(self.random_state).randint(_SEED_HIGH)
         self.rng_ = np.random.default_rng(seed)
-        self.months_, self.n_months_seen_, self.n_rows_seen_, self.snapshots_ = [], 0, 0, []
+        self.months_, self.n_months_seen_, self.n_samples_seen_, self.snapshots_ = [], 0, 0, []
         self.n_samples_processed_ = 0
         with self._seeded(int(self.rng_.integers(_SEED_HIGH))):
             self._initialize_month_state()
@@ -889,12 +890,12 @@ class ContinualClassifier(NeuralNetClassifier):
                 f"device={self.device!r} was requested but CUDA is not available "
                 "on this machine; pass device='cpu'"
             )
-        if self.strategy == "retrain" and (self.regularizer is not None
+        if self.update == "retrain" and (self.regularizer is not None
                                            or self.rehearsal is not None):
             raise ValueError(
-                "strategy='retrain' trains from scratch on all past data, so "
+                "update='retrain' trains from scratch on all past data, so "
                 "regularizer and rehearsal have nothing to do; set them to None "
-                "or use strategy='finetune'"
+                "or use update='finetune'"
             )
 
     def _fit_month(self, X, y, classes, month, fit_params):
@@ -908,7 +909,7 @@ class ContinualClassifier(NeuralNetClassifier):
             self.rng_ = np.random.default_rng(seed)
             self.months_ = []
             self.n_months_seen_ = 0
-            self.n_rows_seen_ = 0
+            self.n_samples_seen_ = 0
             self.n_samples_processed_ = 0
             self.snapshots_ = []
         if month is None:
@@ -917,13 +918,13 @@ class ContinualClassifier(NeuralNetClassifier):
 
         X_month = self._to_device(X)
         y_month = self._to_device(y_encoded, dtype=torch.long)
-        if self.strategy == "retrain":
+        if self.update == "retrain":
             X_train, y_train = self._remember_for_retrain(X, y_encoded)
         else:
             X_train, y_train = X_month, y_month
 
         with self._seeded(month_seed):
-            if first_month or self.strategy == "retrain":
+            if first_month or self.update == "retrain":
                 self._initialize_month_state()
                 lr = self.lr
             else:
@@ -949,7 +950,7 @@ class ContinualClassifier(NeuralNetClassifier):
 
         self.months_.append(month)
         self.n_months_seen_ += 1
-        self.n_rows_seen_ += len(y)
+        self.n_samples_seen_ += len(y)
 
     def _initialize_month_state(self):
         """Create module, optimizer and (at the first month) the strategy copies."""
@@ -973,13 +974,13 @@ class ContinualClassifier(NeuralNetClassifier):
         # every past row, in an unbounded RehearsalBuffer: one copy on the host
         from .rehearsal import RehearsalBuffer
 
-        if "seen_data_" not in self.__dict__:
+        if "past_data_" not in self.__dict__:
             # capacity=None keeps every row and draws nothing; the fixed seed
             # only spares numpy's global RNG
-            self.seen_data_ = RehearsalBuffer(capacity=None, random_state=0)
-        self.seen_data_.partial_fit(X, y_encoded)
-        return (self._to_device(self.seen_data_.X_),
-                self._to_device(self.seen_data_.y_, dtype=torch.long))
+            self.past_data_ = RehearsalBuffer(capacity=None, random_state=0)
+        self.past_data_.partial_fit(X, y_encoded)
+        return (self._to_device(self.past_data_.X_),
+                self._to_device(self.past_data_.y_, dtype=torch.long))
 
     def _reset(self):
         """Forget every fitted attribute, as a fresh ``fit`` must."""

@@ -27,7 +27,7 @@ __all__ = ["StreamEvaluation", "evaluate_stream"]
 
 #: Columns of :attr:`StreamEvaluation.records`, in order.
 RECORD_COLUMNS = (
-    "strategy", "train_step", "train_month", "eval_month", "metric", "score",
+    "strategy", "n_months_trained", "train_month", "eval_month", "metric", "score",
     "samples_processed", "fit_seconds",
 )
 
@@ -133,7 +133,7 @@ def evaluate_stream(
     >>> base = ContinualClassifier(module__hidden_units=(8,), max_epochs=1,
     ...                            random_state=0)
     >>> result = evaluate_stream(
-    ...     {"retrain": base.set_params(strategy="retrain"),
+    ...     {"retrain": base.set_params(update="retrain"),
     ...      "naive": ContinualClassifier(module__hidden_units=(8,), max_epochs=1,
     ...                                   random_state=0)},
     ...     X, y, months, random_state=0)
@@ -191,7 +191,7 @@ def evaluate_stream(
                 for eval_month, (_, test_rows) in zip(month_labels, splits):
                     score = float(scorer(estimator, _take(X, test_rows), y[test_rows]))
                     records.append({
-                        "strategy": name, "train_step": step, "train_month": month,
+                        "strategy": name, "n_months_trained": step, "train_month": month,
                         "eval_month": eval_month, "metric": metric_name,
                         "score": score, "samples_processed": int(samples),
                         "fit_seconds": fit_seconds,
@@ -229,7 +229,7 @@ class StreamEvaluation:
     Attributes
     ----------
     records : list of dict
-        The tidy table. Keys: ``strategy``; ``train_step`` (1 for the first
+        The tidy table. Keys: ``strategy``; ``n_months_trained`` (1 for the first
         month trained on); ``train_month`` (the last month the model was
         trained on); ``eval_month`` (the month whose test part was scored);
         ``metric``; ``score``; ``samples_processed`` (cumulative training rows
@@ -265,7 +265,7 @@ class StreamEvaluation:
     --------
     >>> from skcl.evaluation import StreamEvaluation
     >>> records = [
-    ...     {"strategy": "a", "train_step": step, "train_month": train,
+    ...     {"strategy": "a", "n_months_trained": step, "train_month": train,
     ...      "eval_month": ev, "metric": "accuracy", "score": score,
     ...      "samples_processed": 10 * step, "fit_seconds": 0.1 * step}
     ...     for step, train, ev, score in [(1, 0, 0, 0.9), (1, 0, 1, 0.5),
@@ -316,7 +316,7 @@ class StreamEvaluation:
         scores = np.full((len(self.months), len(self.months)), np.nan)
         for row in self.records:
             if row["strategy"] == strategy:
-                scores[row["train_step"] - 1, position[row["eval_month"]]] = row["score"]
+                scores[row["n_months_trained"] - 1, position[row["eval_month"]]] = row["score"]
         return scores
 
     def to_frame(self):
@@ -413,7 +413,7 @@ class StreamEvaluation:
             worst = int(np.nanargmin(final))
             last_rows = [row for row in self.records
                          if row["strategy"] == strategy
-                         and row["train_step"] == len(self.months)]
+                         and row["n_months_trained"] == len(self.months)]
             summary.append({
                 "strategy": strategy,
                 "mean_score": float(np.nanmean(final)),

@@ -368,7 +368,7 @@ class L2(_QuadraticRegularizer):
 _FISHER_PARAMETER_CONSTRAINTS = {
     "lam": [Interval(Real, 0, None, closed="left")],
     "fisher": [StrOptions({"empirical", "hessian", "variance", "batch"})],
-    "n_samples": [Interval(Integral, 1, None, closed="left"), None],
+    "max_samples": [Interval(Integral, 1, None, closed="left"), None],
     "hessian_method": [StrOptions({"auto", "exact", "hutchinson"})],
     "n_probes": [Interval(Integral, 1, None, closed="left")],
     "negative": [StrOptions({"keep", "clip", "abs"})],
@@ -403,7 +403,7 @@ _IMPORTANCE_PARAMETERS_DOC = """
           (:func:`skcl.fisher.batch_fisher`): one plain training pass, but
           biased (shrunk roughly by ``1 / batch_size``); a shortcut, not the
           Fisher.
-    n_samples : int or None, default=None
+    max_samples : int or None, default=None
         Estimate from at most this many of the month's rows, drawn at random
         without replacement (``random_state``). ``None`` uses every row.
     hessian_method : {"auto", "exact", "hutchinson"}, default="auto"
@@ -478,9 +478,9 @@ class _ImportanceRegularizer(_QuadraticRegularizer):
         """Return the flat importance (negatives handled) and its negative fraction."""
         module = net.module_
         generator = None
-        if self.n_samples is not None and self.n_samples < X.shape[0]:
+        if self.max_samples is not None and self.max_samples < X.shape[0]:
             generator = self._generator()
-            rows = torch.randperm(X.shape[0], generator=generator)[:self.n_samples]
+            rows = torch.randperm(X.shape[0], generator=generator)[:self.max_samples]
             rows = rows.sort().values.to(X.device)
             X, y = X[rows], y[rows]
         loss = self.get_loss_fn(net)
@@ -592,12 +592,12 @@ class EWC(_ImportanceRegularizer):
     (3, 3)
     """
 
-    def __init__(self, lam=100.0, *, fisher="empirical", n_samples=None,
+    def __init__(self, lam=100.0, *, fisher="empirical", max_samples=None,
                  hessian_method="auto", n_probes=100, negative="clip", batch_size=256,
                  random_state=None):
         self.lam = lam
         self.fisher = fisher
-        self.n_samples = n_samples
+        self.max_samples = max_samples
         self.hessian_method = hessian_method
         self.n_probes = n_probes
         self.negative = negative
@@ -720,13 +720,13 @@ class OnlineEWC(_ImportanceRegularizer):
         "gamma": [Interval(Real, 0, 1, closed="both")],
     }
 
-    def __init__(self, lam=100.0, *, gamma=1.0, fisher="empirical", n_samples=None,
+    def __init__(self, lam=100.0, *, gamma=1.0, fisher="empirical", max_samples=None,
                  hessian_method="auto", n_probes=100, negative="clip", batch_size=256,
                  random_state=None):
         self.lam = lam
         self.gamma = gamma
         self.fisher = fisher
-        self.n_samples = n_samples
+        self.max_samples = max_samples
         self.hessian_method = hessian_method
         self.n_probes = n_probes
         self.negative = negative

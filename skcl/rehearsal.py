@@ -101,13 +101,13 @@ class RehearsalBuffer(BaseEstimator):
         float64). Read-only: ``partial_fit`` builds new arrays.
     y_ : ndarray of shape (n_stored,)
         Labels of the stored rows.
-    months_ : ndarray of shape (n_stored,)
+    sample_months_ : ndarray of shape (n_stored,)
         Month label of each stored row.
-    n_seen_ : int
+    n_samples_seen_ : int
         Rows passed to ``partial_fit`` so far.
-    n_seen_per_month_ : dict
+    n_samples_seen_per_month_ : dict
         Rows seen per month label, in order of arrival.
-    n_seen_per_class_ : dict
+    n_samples_seen_per_class_ : dict
         Rows seen per class label, in order of arrival.
     n_features_in_ : int
         Number of features, fixed at the first ``partial_fit``.
@@ -139,7 +139,7 @@ class RehearsalBuffer(BaseEstimator):
     ...     X = rng.normal(size=(80, 5)).astype(np.float32)
     ...     y = rng.integers(0, 2, size=80)
     ...     buffer = buffer.partial_fit(X, y, month=month)
-    >>> buffer.X_.shape, buffer.n_seen_
+    >>> buffer.X_.shape, buffer.n_samples_seen_
     ((100, 5), 240)
     >>> X_mix, y_mix = buffer.fit_resample(X, y)
     >>> X_mix.shape
@@ -244,7 +244,7 @@ class RehearsalBuffer(BaseEstimator):
         rng = copy.deepcopy(self.rng_)
         index = self._draw_stored(rng, int(n_samples))
         self.rng_ = rng
-        return np.asarray(self.X_[index]), self.y_[index], self.months_[index]
+        return np.asarray(self.X_[index]), self.y_[index], self.sample_months_[index]
 
     def fit_resample(self, X, y):
         """Return the month ``X, y`` mixed with rows replayed from the memory.
@@ -330,7 +330,7 @@ class RehearsalBuffer(BaseEstimator):
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        for name in ("X_", "y_", "months_"):
+        for name in ("X_", "y_", "sample_months_"):
             array = self.__dict__.get(name)
             if isinstance(array, np.ndarray) and array.flags.writeable:
                 array.flags.writeable = False
@@ -340,7 +340,7 @@ class RehearsalBuffer(BaseEstimator):
         # them, as they would share any immutable value. This keeps a
         # memory-mapped X_ out of RAM and makes ContinualClassifier's copy of
         # its state before every month (for atomicity) cheap.
-        for name in ("X_", "y_", "months_"):
+        for name in ("X_", "y_", "sample_months_"):
             array = self.__dict__.get(name)
             if isinstance(array, np.ndarray) and not array.flags.writeable:
                 memo[id(array)] = array
@@ -361,7 +361,7 @@ class RehearsalBuffer(BaseEstimator):
                 "create it or pass memmap_dir=None to keep the rows in memory"
             )
         X, y = self._validate_month(X, y, reset=first_call)
-        n_seen_per_month = dict(self.__dict__.get("n_seen_per_month_", {}))
+        n_seen_per_month = dict(self.__dict__.get("n_samples_seen_per_month_", {}))
         if month is None:
             month = len(n_seen_per_month)
         if np.ndim(month) != 0:
@@ -380,11 +380,11 @@ class RehearsalBuffer(BaseEstimator):
             n_seen = 0
         else:
             rng = copy.deepcopy(self.rng_)
-            X_stored, y_stored, months_stored = self.X_, self.y_, self.months_
+            X_stored, y_stored, months_stored = self.X_, self.y_, self.sample_months_
             _check_same_kind("y", y_stored, y, "labels")
             _check_same_kind("month", months_stored, months, "month labels")
-            n_seen_per_class = dict(self.n_seen_per_class_)
-            n_seen = self.n_seen_
+            n_seen_per_class = dict(self.n_samples_seen_per_class_)
+            n_seen = self.n_samples_seen_
 
         if self.policy == "reservoir":
             keys = None
@@ -407,10 +407,10 @@ class RehearsalBuffer(BaseEstimator):
         labels, counts = np.unique(y, return_counts=True)
         for label, count in zip(labels.tolist(), counts.tolist()):
             n_seen_per_class[label] = n_seen_per_class.get(label, 0) + count
-        self.X_, self.y_, self.months_ = X_new, y_new, months_new
-        self.n_seen_ = n_seen + len(y)
-        self.n_seen_per_month_ = n_seen_per_month
-        self.n_seen_per_class_ = n_seen_per_class
+        self.X_, self.y_, self.sample_months_ = X_new, y_new, months_new
+        self.n_samples_seen_ = n_seen + len(y)
+        self.n_samples_seen_per_month_ = n_seen_per_month
+        self.n_samples_seen_per_class_ = n_seen_per_class
         self.rng_ = rng
         return self
 

@@ -17,9 +17,9 @@ def test_each_month_gets_a_fresh_model_trained_on_that_month_only(stream, make_c
     clf = MonthlyAveragingClassifier(make_clf(random_state=None), random_state=0)
     for month, rows in month_slices(months[:600]):
         clf.partial_fit(X[:600][rows], y[:600][rows], classes=[0, 1], month=month)
-    assert clf.months_ == [0, 1, 2]
+    assert clf.estimator_months_ == [0, 1, 2]
     assert len({id(model) for model in clf.estimators_}) == 3
-    assert [model.n_rows_seen_ for model in clf.estimators_] == [200, 200, 200]
+    assert [model.n_samples_seen_ for model in clf.estimators_] == [200, 200, 200]
     assert [model.n_months_seen_ for model in clf.estimators_] == [1, 1, 1]
     assert clf.estimator.__dict__.get("classes_") is None      # the template is untouched
     seeds = [model.random_state for model in clf.estimators_]
@@ -35,7 +35,7 @@ def test_fit_equals_partial_fit_sequence_in_sorted_month_order(stream):
     by_partial = MonthlyAveragingClassifier(LogisticRegression(), random_state=0)
     for month, rows in month_slices(labels):
         by_partial.partial_fit(X[rows], y[rows], classes=[0, 1], month=month)
-    assert by_fit.months_ == sorted(set(labels))
+    assert by_fit.estimator_months_ == sorted(set(labels))
     # rows come in another order within each month: equal up to the solver's tolerance
     np.testing.assert_allclose(by_fit.predict_proba(X), by_partial.predict_proba(X),
                                rtol=1e-5)
@@ -108,7 +108,7 @@ def test_errors_name_the_value_and_the_fix(stream):
         clf.partial_fit(X[:100, :3], y[:100])
     with pytest.raises(ValueError, match="months has shape \\(5,\\)"):
         MonthlyAveragingClassifier(LogisticRegression()).fit(X, y, months=months[:5])
-    assert len(clf.estimators_) == 1 and clf.months_ == [0]
+    assert len(clf.estimators_) == 1 and clf.estimator_months_ == [0]
     with pytest.raises(InvalidParameterError, match="decay"):
         MonthlyAveragingClassifier(LogisticRegression(), decay=0).fit(X, y)
 
@@ -121,7 +121,7 @@ def test_partial_fit_is_atomic(stream):
     estimators = clf.estimators_
     with pytest.raises(ValueError, match="alpha"):     # fails inside the month's fit
         clf.set_params(estimator__alpha=-1.0).partial_fit(X[months == 1], y[months == 1])
-    assert clf.estimators_ is estimators and clf.months_ == [0]
+    assert clf.estimators_ is estimators and clf.estimator_months_ == [0]
     assert clf.rng_.bit_generator.state == rng_state
 
 

@@ -216,7 +216,7 @@ def test_module_class_gets_feature_and_class_counts(stream):
 
 def test_retrain_reinitializes_and_trains_on_everything(stream, make_clf):
     X, y, months = stream
-    clf = make_clf(strategy="retrain", max_epochs=1)
+    clf = make_clf(update="retrain", max_epochs=1)
     seen = []
     for _month, rows in month_slices(months[:600]):
         clf.partial_fit(X[:600][rows], y[:600][rows], classes=[0, 1])
@@ -224,14 +224,14 @@ def test_retrain_reinitializes_and_trains_on_everything(stream, make_clf):
         # one epoch over everything so far: batches = ceil(rows seen / batch size)
         assert clf.history[-1, "train_batch_count"] == int(np.ceil(sum(seen) / 64))
     assert clf.optimizer_.param_groups[0]["lr"] == clf.lr
-    assert clf.seen_data_.n_seen_ == len(clf.seen_data_.y_) == 600
+    assert clf.past_data_.n_samples_seen_ == len(clf.past_data_.y_) == 600
     assert len(clf.history) == 3
 
 
 def test_retrain_with_strategy_objects_is_rejected(make_clf, stream):
     X, y, _ = stream
-    with pytest.raises(ValueError, match="strategy='retrain'"):
-        make_clf(strategy="retrain", regularizer=ConstantPenalty()).partial_fit(X, y)
+    with pytest.raises(ValueError, match="update='retrain'"):
+        make_clf(update="retrain", regularizer=ConstantPenalty()).partial_fit(X, y)
 
 
 def test_cuda_request_without_cuda_raises(stream, make_clf):
@@ -264,7 +264,7 @@ def test_naive_finetuning_forgets_what_retraining_keeps():
     first_month_test = test[months[test] == 0]
     scores = {}
     for strategy in ("finetune", "retrain"):
-        clf = ContinualClassifier(strategy=strategy, max_epochs=5, random_state=0)
+        clf = ContinualClassifier(update=strategy, max_epochs=5, random_state=0)
         clf.fit(X[train], y[train], months=months[train])
         scores[strategy] = clf.score(X[first_month_test], y[first_month_test])
     assert scores["retrain"] > 0.8
@@ -303,7 +303,7 @@ def test_samples_processed_counts_every_epoch_row(stream, make_clf):
     clf.partial_fit(X[months == 0], y[months == 0])
     clf.partial_fit(X[months == 1], y[months == 1])
     assert clf.n_samples_processed_ == 3 * 200 + 3 * 200
-    retrain = make_clf(strategy="retrain", max_epochs=2)
+    retrain = make_clf(update="retrain", max_epochs=2)
     for month in range(3):
         retrain.partial_fit(X[months == month], y[months == month])
     assert retrain.n_samples_processed_ == 2 * (200 + 400 + 600)

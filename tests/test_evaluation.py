@@ -90,7 +90,7 @@ def test_records_are_tidy_and_month_is_passed_when_accepted():
     assert [list(row) for row in result.summary] == [list(SUMMARY_COLUMNS)] * 2
     assert result.months == ["2020-01", "2020-02", "2020-03"]
     first = result.records[0]
-    assert (first["strategy"], first["train_step"], first["train_month"],
+    assert (first["strategy"], first["n_months_trained"], first["train_month"],
             first["eval_month"], first["metric"]) == ("naive", 1, "2020-01", "2020-01",
                                                       "accuracy")
     assert [row["samples_processed"] for row in result.records[:9:3]] == [20, 40, 60]
@@ -124,7 +124,7 @@ def test_samples_processed_counts_epochs_replay_and_retraining(stream, make_clf)
     n_train = 140  # 200 rows per month, 30% held out
     epochs = 2
     strategies = {
-        "retrain": make_clf(strategy="retrain", max_epochs=epochs),
+        "retrain": make_clf(update="retrain", max_epochs=epochs),
         "naive": make_clf(max_epochs=epochs),
         "sgd": SGDClassifier(random_state=0),
     }
@@ -223,7 +223,7 @@ def test_progress_without_tqdm_prints_lines(monkeypatch, capsys):
 
 def test_stream_evaluation_is_usable_on_its_own():
     records = [
-        {"strategy": "s", "train_step": step, "train_month": t, "eval_month": e,
+        {"strategy": "s", "n_months_trained": step, "train_month": t, "eval_month": e,
          "metric": "accuracy", "score": score, "samples_processed": 5 * step,
          "fit_seconds": 1.0 * step}
         for step, t, e, score in [(1, "a", "a", 1.0), (1, "a", "b", 0.0),

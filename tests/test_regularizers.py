@@ -227,7 +227,7 @@ def test_n_samples_subsample_is_seeded():
     net = tanh_net()
 
     def importance(**params):
-        regularizer = EWC(n_samples=20, **params).consolidate(net, X, y)
+        regularizer = EWC(max_samples=20, **params).consolidate(net, X, y)
         return torch.cat([t.reshape(-1) for t in regularizer.importances_[0].values()])
 
     torch.testing.assert_close(importance(random_state=0), importance(random_state=0),
@@ -237,7 +237,7 @@ def test_n_samples_subsample_is_seeded():
                       .importances_[0].values()])
     assert not torch.equal(importance(random_state=0), full)
     # an int seed draws afresh at each month, reproducibly
-    regularizer = EWC(n_samples=20, random_state=0)
+    regularizer = EWC(max_samples=20, random_state=0)
     regularizer.consolidate(net, X, y).consolidate(net, X, y)
     first, second = regularizer.importances_
     assert not torch.equal(first["0.weight"], second["0.weight"])
@@ -322,7 +322,7 @@ def test_validation_loss_excludes_the_penalty(stream, make_clf):
 
 def test_joblib_round_trip_predicts_and_continues_identically(stream, make_clf):
     X, y, months = stream
-    clf = fit_months(make_clf(regularizer=EWC(lam=100.0, n_samples=100)), X, y, months, 3)
+    clf = fit_months(make_clf(regularizer=EWC(lam=100.0, max_samples=100)), X, y, months, 3)
     buffer = io.BytesIO()
     joblib.dump(clf, buffer)
     buffer.seek(0)
@@ -513,7 +513,7 @@ def test_training_with_the_fast_path_matches_the_general_path(stream, make_clf):
 @pytest.mark.parametrize("fisher", ["empirical", "hessian", "variance", "batch"])
 def test_cuda_estimates_match_cpu_and_state_stays_on_the_device(stream, fisher):
     X, y, months = stream
-    params = dict(lam=10.0, fisher=fisher, n_samples=100, hessian_method="hutchinson",
+    params = dict(lam=10.0, fisher=fisher, max_samples=100, hessian_method="hutchinson",
                   n_probes=5, random_state=0)
     clf = ContinualClassifier(device="cuda", module__hidden_units=(16,), max_epochs=2,
                               random_state=0, regularizer=EWC(**params))

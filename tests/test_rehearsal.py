@@ -59,9 +59,9 @@ def test_capacity_is_never_exceeded_and_rows_are_genuine(sizes, capacity, policy
     for X, y, month in batches:
         buffer.partial_fit(X, y, month=month)
         seen += len(y)
-        assert len(buffer.y_) == len(buffer.months_) == len(buffer.X_)
+        assert len(buffer.y_) == len(buffer.sample_months_) == len(buffer.X_)
         assert len(buffer.y_) == min(capacity, seen)
-        assert buffer.n_seen_ == seen
+        assert buffer.n_samples_seen_ == seen
     all_X = np.concatenate([X for X, _, _ in batches])
     all_y = np.concatenate([y for _, y, _ in batches])
     all_months = np.concatenate([np.full(len(y), m) for _, y, m in batches])
@@ -69,14 +69,14 @@ def test_capacity_is_never_exceeded_and_rows_are_genuine(sizes, capacity, policy
     assert len(np.unique(ids)) == len(ids)
     np.testing.assert_array_equal(buffer.X_, all_X[ids])
     np.testing.assert_array_equal(buffer.y_, all_y[ids])
-    np.testing.assert_array_equal(buffer.months_, all_months[ids])
+    np.testing.assert_array_equal(buffer.sample_months_, all_months[ids])
 
 
 def test_capacity_none_keeps_everything():
     batches = make_batches([30, 50, 20])
     buffer = fill(RehearsalBuffer(capacity=None, random_state=0), batches)
     np.testing.assert_array_equal(np.sort(stored_ids(buffer)), np.arange(100))
-    assert buffer.n_seen_per_month_ == {0: 30, 1: 50, 2: 20}
+    assert buffer.n_samples_seen_per_month_ == {0: 30, 1: 50, 2: 20}
 
 
 def _inclusion_frequency(policy, sizes, capacity, n_runs):
@@ -118,7 +118,7 @@ def test_shares_are_uniform_samples_within_each_group(policy):
                                                       n_runs=200)
     keys = (np.concatenate([np.full(len(y), m) for _, y, m in batches])
             if policy == "per_month" else np.concatenate([y for _, y, _ in batches]))
-    stored_keys = buffer.months_ if policy == "per_month" else buffer.y_
+    stored_keys = buffer.sample_months_ if policy == "per_month" else buffer.y_
     for key in np.unique(keys):
         rows = np.flatnonzero(keys == key)
         expected = np.sum(stored_keys == key) / len(rows)
@@ -138,7 +138,7 @@ def test_per_month_keeps_equal_shares_and_shrinks_old_months():
     ]
     for (X, y, month), expected in zip(batches, expected_after):
         buffer.partial_fit(X, y, month=month)
-        months, counts = np.unique(buffer.months_, return_counts=True)
+        months, counts = np.unique(buffer.sample_months_, return_counts=True)
         assert dict(zip(months.tolist(), counts.tolist())) == expected
 
 
@@ -146,8 +146,8 @@ def test_per_month_stores_each_new_month_even_below_one_row_per_month():
     buffer = RehearsalBuffer(capacity=3, policy="per_month", random_state=0)
     for X, y, month in make_batches([10] * 5):
         buffer.partial_fit(X, y, month=month)
-        assert month in buffer.months_
-    assert sorted(buffer.months_.tolist()) == [2, 3, 4]
+        assert month in buffer.sample_months_
+    assert sorted(buffer.sample_months_.tolist()) == [2, 3, 4]
 
 
 def test_class_balanced_keeps_equal_class_shares():
@@ -172,11 +172,11 @@ def test_month_none_uses_a_running_counter_and_labels_can_be_strings():
     X = np.zeros((10, 2))
     buffer.partial_fit(X, np.arange(10) % 2)
     buffer.partial_fit(X, np.arange(10) % 2)
-    assert list(buffer.n_seen_per_month_) == [0, 1]
+    assert list(buffer.n_samples_seen_per_month_) == [0, 1]
     labelled = RehearsalBuffer(capacity=15, policy="per_month", random_state=0)
     labelled.partial_fit(X, np.arange(10) % 2, month="2024-01")
     labelled.partial_fit(X, np.arange(10) % 2, month="2024-02")
-    assert sorted(set(labelled.months_.tolist())) == ["2024-01", "2024-02"]
+    assert sorted(set(labelled.sample_months_.tolist())) == ["2024-01", "2024-02"]
 
 
 # ----------------------------------------------------------------------
@@ -220,7 +220,7 @@ def test_fit_resample_row_counts_and_replayed_rows_are_genuine(
     np.testing.assert_array_equal(y_mix[~is_new], past_y[ids[~is_new]])
     assert not np.all(np.diff(ids) > 0)                             # shuffled
     np.testing.assert_array_equal(buffer.X_, stored_before)         # memory unchanged
-    assert buffer.n_seen_ == 160
+    assert buffer.n_samples_seen_ == 160
 
 
 def test_fit_resample_draws_afresh_each_call():
@@ -251,7 +251,7 @@ def test_standalone_use_in_front_of_an_sklearn_model():
         X_mix, y_mix = buffer.fit_resample(X, y)
         model.partial_fit(X_mix, y_mix, classes=[0, 1])
         buffer.partial_fit(X, y, month=month)
-    assert buffer.n_seen_ == 300
+    assert buffer.n_samples_seen_ == 300
 
 
 # ----------------------------------------------------------------------
@@ -338,7 +338,7 @@ def test_invalid_data_raises_with_the_value_and_the_fix(tmp_path):
         buffer.partial_fit(X, y, month=[1, 2])
     with pytest.raises(ValueError, match="memmap_dir=.*not an existing directory"):
         RehearsalBuffer(memmap_dir=str(tmp_path / "missing")).partial_fit(X, y)
-    assert buffer.n_seen_ == 10
+    assert buffer.n_samples_seen_ == 10
 
 
 # ----------------------------------------------------------------------
@@ -366,10 +366,10 @@ def test_joblib_round_trip_continues_identically(tmp_path, memmap):
     for continued in (buffer, loaded):
         fill(continued, batches[2:])
     np.testing.assert_array_equal(loaded.X_, buffer.X_)
-    np.testing.assert_array_equal(loaded.months_, buffer.months_)
+    np.testing.assert_array_equal(loaded.sample_months_, buffer.sample_months_)
     np.testing.assert_array_equal(loaded.fit_resample(*batches[0][:2])[0],
                                   buffer.fit_resample(*batches[0][:2])[0])
-    assert loaded.n_seen_per_month_ == buffer.n_seen_per_month_
+    assert loaded.n_samples_seen_per_month_ == buffer.n_samples_seen_per_month_
 
 
 def test_memmap_mode_matches_memory_mode_and_leaves_no_files(tmp_path):
@@ -409,7 +409,7 @@ def test_classifier_trains_each_epoch_on_the_mix(stream, make_clf, epoch_size,
     clf = make_clf(rehearsal=RehearsalBuffer(capacity=300, replay_ratio=0.5,
                                              epoch_size=epoch_size))
     clf.fit(X[months < 3], y[months < 3], months=months[months < 3])
-    assert clf.rehearsal_.n_seen_ == 600 and len(clf.rehearsal_.y_) == 300
+    assert clf.rehearsal_.n_samples_seen_ == 600 and len(clf.rehearsal_.y_) == 300
     assert clf.rehearsal_.random_state is not None          # seeded by the classifier
     batch_counts = [row["train_batch_count"] for row in clf.history]
     assert batch_counts == [4, 4] + [int(np.ceil(rows_per_epoch / 64))] * 4

@@ -79,8 +79,8 @@ BAD_INPUTS = {
                      InvalidParameterError, r"'lam' parameter .* Got -1.0"),
     "negative lr": (lambda c, X, y, m: c.set_params(lr=-0.1).fit(X, y, months=m),
                     InvalidParameterError, r"'lr' parameter .* Got -0.1"),
-    "unknown strategy": (lambda c, X, y, m: c.set_params(strategy="rehearse").fit(X, y),
-                         InvalidParameterError, "'strategy' parameter"),
+    "unknown update": (lambda c, X, y, m: c.set_params(update="rehearse").fit(X, y),
+                         InvalidParameterError, "'update' parameter"),
     "predict with fewer features": (lambda c, X, y, m: c.predict(X[:5, :3]),
                                     ValueError, "X has 3 features"),
     "score with nan": (lambda c, X, y, m: c.score(_with(X[:5], 0, 0, np.nan), y[:5]),
@@ -97,7 +97,7 @@ def test_bad_input_is_rejected_and_changes_nothing(case, trained):
     before = fingerprint(clf)
     with pytest.raises(error, match=pattern):
         call(clf, X, y, months)
-    clf.set_params(regularizer=None, lr=1e-2, strategy="finetune")
+    clf.set_params(regularizer=None, lr=1e-2, update="finetune")
     assert fingerprint(clf) == before
     assert {k: v for k, v in clf.get_params(deep=False).items() if k in params_before} == \
         params_before
