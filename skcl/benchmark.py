@@ -102,7 +102,6 @@ are identical to ``--jobs 1`` for the same seeds.
 
 import argparse
 import math
-import os
 import sys
 import tempfile
 import time
@@ -115,7 +114,7 @@ from ._benchmark.report import (aggregate, final_curves, format_table, per_seed_
                                 plot_forgetting, seed_summaries, tuning_lines,
                                 write_json, write_results_csv)
 from ._benchmark.runner import TaskProgress, run_tasks
-from ._benchmark.strategies import BUFFER_SHARE, FAMILIES, LR, strategies
+from ._benchmark.strategies import BUFFER_SHARE, LR, strategies
 from .evaluation import _split_months
 from .utils._months import check_months
 
