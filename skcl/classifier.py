@@ -428,7 +428,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         # the strategy objects' own constraints, checked before any training
         for name in ("regularizer", "rehearsal"):
             strategy = getattr(self, name)
-            if hasattr(strategy, "_parameter_constraints"):
+            if isinstance(strategy, RehearsalBuffer):
+                strategy._check_params()  # memmap_dir too, before any training
+            elif hasattr(strategy, "_parameter_constraints"):
                 validate_parameter_constraints(
                     strategy._parameter_constraints,
                     strategy.get_params(deep=False),
