@@ -34,7 +34,7 @@ from .utils._fitted import reset_fitted_attributes
 from .utils._labels import check_month_classes
 from .utils._months import check_month_label, missing_mask, stream_months
 from .utils._predict import ArgmaxPredictMixin
-from .utils._rollback import atomic
+from .utils._rollback import atomic, save_shallow_state
 from .utils._seeding import draw_seed, make_rng, seeded_global_torch, torch_generator
 from .utils._sklearn_compat import (
     HasMethods,
@@ -1119,7 +1119,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         for name in ("regularizer_", "rehearsal_", "past_data_"):
             strategy = self.__dict__.get(name)
             if strategy is not None:
-                restores.append(_save_strategy(strategy))
+                save = getattr(strategy, "_save_state", None)
+                restores.append(save() if save is not None else save_shallow_state(strategy))
         rng = self.__dict__.get("rng_")
         if rng is not None:
             state["rng_"] = copy.deepcopy(rng)
@@ -1350,20 +1351,6 @@ def _save_module(module):
         module.load_state_dict(saved)
         for sub, training in modes:
             sub.training = training
-
-    return restore
-
-
-def _save_strategy(strategy):
-    """A strategy's own ``_save_state``, or a shallow record of its attributes."""
-    save = getattr(strategy, "_save_state", None)
-    if save is not None:
-        return save()
-    attributes = dict(strategy.__dict__)
-
-    def restore():
-        strategy.__dict__.clear()
-        strategy.__dict__.update(attributes)
 
     return restore
 

@@ -11,6 +11,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_X_y
 
+from .utils._rollback import atomic
 from .utils._seeding import make_rng
 from .utils._sklearn_compat import (
     Interval,
@@ -177,6 +178,7 @@ class RehearsalBuffer(BaseEstimator):
     # ------------------------------------------------------------------
     # public API
     # ------------------------------------------------------------------
+    @atomic
     def partial_fit(self, X, y, month=None):
         """Add a month's rows to the memory, keeping at most ``capacity``.
 
@@ -198,16 +200,9 @@ class RehearsalBuffer(BaseEstimator):
         self : RehearsalBuffer
             Fitted buffer, holding at most ``capacity`` of the rows seen so far.
         """
-        # A shallow snapshot suffices: stored arrays, dicts and the generator
-        # are replaced, never modified in place.
-        state = dict(self.__dict__)
-        try:
-            self._partial_fit(X, y, month)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(state)
-            raise
-        return self
+        # atomic with a shallow record (utils/_rollback): stored arrays, dicts
+        # and the generator are replaced, never modified in place
+        return self._partial_fit(X, y, month)
 
     def sample(self, n_samples):
         """Draw stored rows uniformly at random.
