@@ -593,6 +593,17 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self.module_ = self.initialized_instance(module, kwargs)
         return self
 
+    @property
+    def _default_callbacks(self):
+        # skorch's valid_acc compares ``predict`` (labels from ``classes_``)
+        # with the validation Dataset's targets (encoded indices); score the
+        # encoded argmax instead so string or non-contiguous labels work.
+        return [
+            (name, EpochScoring(_encoded_accuracy, name="valid_acc", lower_is_better=False)
+             if name == "valid_acc" else callback)
+            for name, callback in super()._default_callbacks
+        ]
+
     def _set_lr(self, lr):
         for group in self.optimizer_.param_groups:
             group["lr"] = lr
@@ -631,6 +642,22 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             return False
         line = linecache.getline(frame.f_code.co_filename, tb.tb_lineno).strip()
         return line.startswith("raise")
+
+    def check_data(self, X, y):
+        """Accept the training data as is: ``classes_`` is fixed at the first month.
+
+        skorch's classifier infers its classes from the ``y`` of every
+        ``fit_loop`` call; here that ``y`` holds one month's encoded labels,
+        which may lack some classes, so nothing is inferred or checked (the
+        data was validated by ``fit`` / ``partial_fit`` already).
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (n_samples, n_features)
+            The training rows passed to ``fit_loop``.
+        y : torch.Tensor of shape (n_samples,)
+            Their encoded labels (indices into ``classes_``).
+        """
 
     def get_iterator(self, dataset, training=False):
         """Return the batch iterator; training batches are shuffled by default.
@@ -938,33 +965,6 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             self.snapshots_ = snapshots
         estimator.module_.load_state_dict(snapshots[index])
         return estimator
-
-    @property
-    def _default_callbacks(self):
-        # skorch's valid_acc compares ``predict`` (labels from ``classes_``)
-        # with the validation Dataset's targets (encoded indices); score the
-        # encoded argmax instead so string or non-contiguous labels work.
-        return [
-            (name, EpochScoring(_encoded_accuracy, name="valid_acc", lower_is_better=False)
-             if name == "valid_acc" else callback)
-            for name, callback in super()._default_callbacks
-        ]
-
-    def check_data(self, X, y):
-        """Accept the training data as is: ``classes_`` is fixed at the first month.
-
-        skorch's classifier infers its classes from the ``y`` of every
-        ``fit_loop`` call; here that ``y`` holds one month's encoded labels,
-        which may lack some classes, so nothing is inferred or checked (the
-        data was validated by ``fit`` / ``partial_fit`` already).
-
-        Parameters
-        ----------
-        X : torch.Tensor of shape (n_samples, n_features)
-            The training rows passed to ``fit_loop``.
-        y : torch.Tensor of shape (n_samples,)
-            Their encoded labels (indices into ``classes_``).
-        """
 
     # ==================================================================
     # Parameters and scikit-learn plumbing
