@@ -501,6 +501,8 @@ def test_cuda_requested_without_cuda(capsys, tmp_path, no_training):
 
 @pytest.mark.cuda
 def test_cuda_run_reports_device_memory(tmp_path):
+    if not pytest.importorskip("torch").cuda.is_available():
+        pytest.skip("needs CUDA")
     assert main(["--quick", "--device", "cuda", "--strategies", "naive,retrain",
                  "--months", "2", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())

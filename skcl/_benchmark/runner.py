@@ -63,6 +63,7 @@ def run_task(name, seed, split_seed, config, X, y, months):
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(config["threads"])
+    _warm_up()
     try:
         strategy = strategies()[name]
         estimator = strategy.build(dict(config, random_state=seed))
@@ -94,6 +95,22 @@ def run_task(name, seed, split_seed, config, X, y, months):
         }
     finally:
         torch.set_num_threads(threads)
+
+
+def _warm_up():
+    """Pay torch's one-time costs in this process before anything is timed.
+
+    Adam's first construction imports torch's compiler stack (about a second
+    and tens of MB): without this, the first task of every worker process
+    would be charged for it in ``train s`` and ``peak MB``.
+    """
+    global _WARM
+    if not _WARM:
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+        _WARM = True
+
+
+_WARM = False
 
 
 def training_rows(y, months, test_size, split_seed):
