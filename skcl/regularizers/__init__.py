@@ -21,14 +21,23 @@ from ..fisher import per_sample_loss
 from ..module_utils import evaluation_mode, trainable_parameters
 from ._base import Regularizer
 from ._ewc import EWC, OnlineEWC
+from ._lwf import LwF
+from ._mas import MAS
 from ._quadratic import L2, ImportanceRegularizer
+from ._replay import AGEM, DERpp
+from ._si import SI
 
 __all__ = [
+    "AGEM",
+    "DERpp",
     "EWC",
     "ImportanceRegularizer",
     "L2",
+    "LwF",
+    "MAS",
     "OnlineEWC",
     "Regularizer",
+    "SI",
     "evaluation_mode",
     "per_sample_loss",
     "trainable_parameters",

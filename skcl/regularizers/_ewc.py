@@ -7,7 +7,6 @@ The importance estimates (Fisher, Hessian) are pure functions in
 
 from numbers import Integral, Real
 
-import numpy as np
 import torch
 from skorch import NeuralNetClassifier
 
@@ -152,12 +151,7 @@ class _FisherRegularizer(ImportanceRegularizer):
             One tensor per trainable parameter, of its shape.
         """
         module = net.module_
-        generator = None
-        if self.max_samples is not None and self.max_samples < X.shape[0]:
-            generator = self._generator()
-            rows = torch.randperm(X.shape[0], generator=generator)[:self.max_samples]
-            rows = rows.sort().values.to(X.device)
-            X, y = X[rows], y[rows]
+        X, y, generator = self._subsample(X, y)
         loss = self.get_loss_fn(net)
         if self.fisher == "empirical":
             estimate = empirical_fisher(module, X, y, loss, batch_size=self.batch_size)
@@ -180,18 +174,6 @@ class _FisherRegularizer(ImportanceRegularizer):
         elif self.negative == "abs":
             estimate = {name: value.abs() for name, value in estimate.items()}
         return {name: value.detach() for name, value in estimate.items()}
-
-    def _generator(self):
-        """A CPU torch.Generator for this consolidation's draws."""
-        if self.random_state is None:
-            seed = int(torch.randint(0, 2**62, ()).item())
-        elif isinstance(self.random_state, Integral):
-            sequence = np.random.SeedSequence(
-                [int(self.random_state), self.__dict__.get("n_consolidations_", 0)])
-            seed = int(sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-        else:
-            seed = int(self.random_state.randint(np.iinfo(np.int32).max))
-        return torch.Generator().manual_seed(seed)
 
     def _record_negative_fraction(self, fraction):
         self.negative_fractions_ = self.__dict__.get("negative_fractions_", []) + [fraction]

@@ -2,8 +2,9 @@
 
 import math
 import weakref
-from numbers import Real
+from numbers import Integral, Real
 
+import numpy as np
 import torch
 
 from ..module_utils import trainable_parameters
@@ -141,6 +142,31 @@ class ImportanceRegularizer(Regularizer):
         self.penalty_offset_ = 0.0
         self.importance_ = self._as_dict(importance)
         self.anchor_ = self._as_dict(anchor)
+
+    def _subsample(self, X, y):
+        """At most ``max_samples`` random rows of ``X, y``, and the generator drawn from.
+
+        For subclasses with ``max_samples`` and ``random_state`` parameters.
+        """
+        generator = None
+        if self.max_samples is not None and self.max_samples < X.shape[0]:
+            generator = self._generator()
+            rows = torch.randperm(X.shape[0], generator=generator)[:self.max_samples]
+            rows = rows.sort().values.to(X.device)
+            X, y = X[rows], y[rows]
+        return X, y, generator
+
+    def _generator(self):
+        """A CPU torch.Generator for this consolidation's draws."""
+        if self.random_state is None:
+            seed = int(torch.randint(0, 2**62, ()).item())
+        elif isinstance(self.random_state, Integral):
+            sequence = np.random.SeedSequence(
+                [int(self.random_state), self.__dict__.get("n_consolidations_", 0)])
+            seed = int(sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+        else:
+            seed = int(self.random_state.randint(np.iinfo(np.int32).max))
+        return torch.Generator().manual_seed(seed)
 
     def _flat_importance(self, importance, anchor):
         """Check ``estimate_importance``'s result and flatten it like the anchor."""
