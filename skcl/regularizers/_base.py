@@ -221,11 +221,12 @@ class TrainingHooks:
             return method is not None and method is not getattr(Regularizer, name)
 
         fast = uses_fast_penalty(cls)
+        has_after_backward = getattr(cls, "after_backward", None) is not None
         self.penalty = overrides("penalty") and not fast
         self.batch_loss = overrides("batch_loss")
-        self.after_backward = overrides("after_backward") or fast
+        self.after_backward = overrides("after_backward") or (fast and has_after_backward)
         # a duck-typed strategy with add_penalty_grad but no after_backward
-        self.add_penalty_grad = fast and getattr(cls, "after_backward", None) is None
+        self.add_penalty_grad = fast and not has_after_backward
 
     def __repr__(self):
         used = [name for name, on in vars(self).items() if on]

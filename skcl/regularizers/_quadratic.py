@@ -153,7 +153,7 @@ class ImportanceRegularizer(Regularizer):
             generator = self._generator()
             rows = torch.randperm(X.shape[0], generator=generator)[:self.max_samples]
             rows = rows.sort().values.to(X.device)
-            X, y = X[rows], y[rows]
+            X, y = X[rows], None if y is None else y[rows]
         return X, y, generator
 
     def _generator(self):
