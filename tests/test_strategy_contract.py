@@ -1,12 +1,25 @@
 """The open strategy contract: hook resolution, the public base, the helpers."""
 
+import re
+import textwrap
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import month_slices
 from torch import nn
 
-from skcl import EWC, L2, MAS, SI, ContinualClassifier, ImportanceRegularizer, Regularizer
-from skcl.regularizers import evaluation_mode, per_sample_loss, trainable_parameters
+from skcl import (
+    EWC,
+    L2,
+    MAS,
+    SI,
+    ContinualClassifier,
+    ImportanceRegularizer,
+    LwF,
+    Regularizer,
+)
+from skcl.regularizers import evaluation_mode, per_sample_loss, trainable_parameters  # noqa: F401
 from skcl.regularizers._base import training_hooks
 
 
@@ -194,31 +207,60 @@ def test_ewc_fisher_goes_through_estimate_importance():
     torch.testing.assert_close(doubled.penalty_weight_, 2 * plain.penalty_weight_)
 
 
-# the MAS of docs/user_guide/extending.rst, written on the public base
-class DocsMAS(ImportanceRegularizer):
-    def __init__(self, lam=1.0):
-        self.lam = lam
-
-    def estimate_importance(self, net, X, y):
-        params = trainable_parameters(net.module_)
-        importance = {name: torch.zeros_like(p) for name, p in params.items()}
-        with evaluation_mode(net.module_), torch.enable_grad():
-            for x in X.split(1):   # one row at a time: exact per sample
-                norm = net.module_(x).square().sum()
-                grads = torch.autograd.grad(norm, list(params.values()))
-                for total, g in zip(importance.values(), grads):
-                    total += g.abs()
-        return {name: total / len(X) for name, total in importance.items()}
+# ----------------------------------------------------------------------
+# the classes of docs/user_guide/extending.rst, run as written
+# ----------------------------------------------------------------------
+EXTENDING = Path(__file__).parents[1] / "docs" / "user_guide" / "extending.rst"
 
 
-def test_the_documented_mas_matches_the_built_in_one(stream, make_clf):
+@pytest.fixture(scope="module")
+def documented():
+    """Every ``code-block:: python`` of the extending page, executed in one namespace."""
+    blocks = re.findall(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)",
+                        EXTENDING.read_text())
+    namespace = {"ContinualClassifier": ContinualClassifier, "blocks": blocks}
+    for block in blocks:
+        exec(textwrap.dedent(block), namespace)
+    return namespace
+
+
+def test_documented_mas_is_about_fifteen_lines_and_matches_the_built_in(
+        documented, stream, make_clf):
+    (block,) = [b for b in documented["blocks"] if "class MyMAS" in b]
+    lines = block[block.index("class MyMAS"):].strip().splitlines()
+    assert len(lines) <= 16
     X, y, months = stream
-    docs = fit_months(make_clf(regularizer=DocsMAS(lam=5.0)), X, y, months, 2)
+    docs = fit_months(make_clf(regularizer=documented["MyMAS"](lam=5.0)), X, y, months, 2)
     built_in = fit_months(make_clf(regularizer=MAS(lam=5.0)), X, y, months, 2)
     for name, value in built_in.regularizer_.importance_.items():
         torch.testing.assert_close(docs.regularizer_.importance_[name], value,
                                    rtol=1e-4, atol=1e-6)
-    assert training_hooks(DocsMAS).after_backward  # the fast penalty path, for free
+    assert training_hooks(documented["MyMAS"]).after_backward  # the fast path, for free
+
+
+def test_documented_lwf_trains_as_the_built_in_at_temperature_one(
+        documented, stream, make_clf):
+    X, y, months = stream
+    docs = fit_months(make_clf(regularizer=documented["MyLwF"](lam=2.0)), X, y, months, 3)
+    built_in = fit_months(make_clf(regularizer=LwF(lam=2.0, temperature=1.0)),
+                          X, y, months, 3)
+    for p, q in zip(docs.module_.parameters(), built_in.module_.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, param", [("LoudL2", "regularizer"),
+                                         ("OutputLayerL2", "regularizer"),
+                                         ("FirstMonthGuard", "regularizer"),
+                                         ("ReplayPositives", "rehearsal")])
+def test_documented_strategies_train_and_act(documented, stream, make_clf, name, param):
+    X, y, months = stream
+    strategy = documented[name]()
+    if name == "ReplayPositives":
+        strategy.set_params(capacity=100, replay_ratio=0.3)
+    clf = fit_months(make_clf(**{param: strategy}), X, y, months, 3)
+    plain = fit_months(make_clf(), X, y, months, 3)
+    assert not all(torch.equal(p, q) for p, q
+                   in zip(clf.module_.parameters(), plain.module_.parameters()))
 
 
 # ----------------------------------------------------------------------
