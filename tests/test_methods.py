@@ -107,6 +107,23 @@ def test_si_records_the_loss_gradient_before_adding_the_penalty_gradient():
     torch.testing.assert_close(module.weight.grad, loss_grad[0] + 10.0)
 
 
+class AutogradSI(SI):
+    """SI through the general path: autograd of penalty, added in get_loss."""
+
+    add_penalty_grad = None
+
+
+def test_si_fast_path_trains_as_the_autograd_penalty(stream, make_clf):
+    X, y, months = stream
+    fast = fit_months(make_clf(regularizer=SI(lam=50.0)), X, y, months, 3)
+    general = fit_months(make_clf(regularizer=AutogradSI(lam=50.0)), X, y, months, 3)
+    assert fast.regularizer_.penalty_weight_.max().item() > 0
+    for p, q in zip(fast.module_.parameters(), general.module_.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fast.history[:, "train_loss"],
+                               general.history[:, "train_loss"], rtol=1e-5)
+
+
 def test_si_without_steps_adds_no_importance():
     module = nn.Linear(3, 2)
     regularizer = SI().consolidate(FakeNet(module), None, None)

@@ -208,6 +208,22 @@ class ImportanceRegularizer(Regularizer):
         return state
 
     def penalty(self, module):
+        """Return ``lam / 2 * sum(Omega * (theta - anchor) ** 2)`` (plus any offset).
+
+        The general, autograd path; the classifier uses :meth:`add_penalty_grad`
+        instead unless a subclass overrides this method alone.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The network being trained.
+
+        Returns
+        -------
+        penalty : torch.Tensor of shape ()
+            The penalty, differentiable in the module's parameters; zero before
+            the first consolidation or when ``lam`` is 0.
+        """
         if "penalty_center_" not in self.__dict__ or self.lam == 0:
             return zero_like_parameters(module)
         diff = self._flat_parameters(module) - self.penalty_center_
@@ -243,25 +259,28 @@ class ImportanceRegularizer(Regularizer):
         if "penalty_center_" not in self.__dict__ or self.lam == 0:
             return zero_like_parameters(module)
         params, sizes, shapes = self._penalized_parameters(module)
-        lam = float(self.lam)
         with torch.no_grad():
             diff = torch.cat([p.reshape(-1) for p in params])
             if diff.shape != self.penalty_center_.shape:
                 self._flat_parameters(module)  # raises the error naming the change
-            diff.sub_(self.penalty_center_)
-            weighted = diff if self.penalty_weight_ is None else self.penalty_weight_ * diff
-            grads = []
-            for p in params:
-                if p.grad is None:
-                    p.grad = torch.zeros_like(p)
-                grads.append(p.grad)
-            parts = [part.view(shape) for part, shape
-                     in zip(weighted.split(sizes), shapes)]
-            torch._foreach_add_(grads, parts, alpha=lam)
-            total = torch.dot(weighted, diff)
-            if self.penalty_offset_:
-                total = total + self.penalty_offset_
-            return total.mul_(0.5 * lam)
+            return self._add_flat_penalty_grad(params, sizes, shapes, diff.sub_(
+                self.penalty_center_))
+
+    def _add_flat_penalty_grad(self, params, sizes, shapes, diff):
+        """``add_penalty_grad`` from ``diff = theta - center``, flattened (no_grad)."""
+        lam = float(self.lam)
+        weighted = diff if self.penalty_weight_ is None else self.penalty_weight_ * diff
+        grads = []
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            grads.append(p.grad)
+        parts = [part.view(shape) for part, shape in zip(weighted.split(sizes), shapes)]
+        torch._foreach_add_(grads, parts, alpha=lam)
+        total = torch.dot(weighted, diff)
+        if self.penalty_offset_:
+            total = total + self.penalty_offset_
+        return total.mul_(0.5 * lam)
 
     def _penalized_parameters(self, module):
         """The penalized parameters of ``module``, their sizes and shapes (cached)."""

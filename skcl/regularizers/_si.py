@@ -7,6 +7,7 @@ import torch
 
 from ..module_utils import trainable_parameters
 from ..utils._sklearn_compat import Interval
+from ._base import uses_fast_penalty
 from ._quadratic import ImportanceRegularizer
 
 
@@ -106,8 +107,14 @@ class SI(ImportanceRegularizer):
         value : torch.Tensor of shape ()
             The penalty's value (see :meth:`Regularizer.after_backward`).
         """
-        params = self._path_parameters(net.module_)
+        module = net.module_
+        penalized = "penalty_center_" in self.__dict__ and uses_fast_penalty(type(self))
+        if penalized:
+            params, sizes, shapes = self._penalized_parameters(module)
+        else:
+            params = self._path_parameters(module)
         with torch.no_grad():
+            # one concatenation of the weights serves the path and the penalty
             theta = torch.cat([p.detach().reshape(-1) for p in params])
             gradient = torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad)
                                   .reshape(-1) for p in params])
@@ -120,7 +127,12 @@ class SI(ImportanceRegularizer):
                 path["integral"].addcmul_(path["gradient"], theta - path["previous"],
                                           value=-1.0)
                 path["previous"], path["gradient"] = theta, gradient
-        # the penalty's gradient is added after the loss's gradient was recorded
+            # the penalty's gradient is added after the loss's gradient was recorded
+            if penalized and self.lam != 0:
+                if theta.shape != self.penalty_center_.shape:
+                    self._flat_parameters(module)  # raises the error naming the change
+                return self._add_flat_penalty_grad(params, sizes, shapes,
+                                                   theta - self.penalty_center_)
         return super().after_backward(net, X, y)
 
     def estimate_importance(self, net, X, y):
