@@ -32,7 +32,10 @@ class SI(ImportanceRegularizer):
     the penalty unbounded below.
 
     No pass over the data is needed at the month's end; the cost is a few
-    operations on the flattened parameters at every step.
+    operations on the flattened parameters at every step. The gradient is
+    recorded in :meth:`after_backward`, before the penalty's gradient is
+    added (a subclass that overrides ``penalty``, whose penalty then goes
+    through autograd, records the gradient with the penalty's in it).
 
     Read more in the :ref:`User Guide <si>`.
 
