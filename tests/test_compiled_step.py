@@ -85,6 +85,14 @@ class _GradCallback(Callback):
         pass
 
 
+class _FailAfterTwoBatches(Callback):
+    armed = []  # class-level switch: rollback restores the callback's own attributes
+
+    def on_batch_end(self, net, **kwargs):
+        if self.armed and len(net.history_[-1]["batches"]) == 2:
+            raise RuntimeError("boom")
+
+
 class _OwnLoss(ContinualClassifier):
     def get_loss(self, y_pred, y_true, X=None, training=False):
         return super().get_loss(y_pred, y_true, X=X, training=training)
@@ -207,24 +215,21 @@ def test_compiled_matches_eager_and_compiles_once(stream, make_clf, name):
 @pytest.mark.slow
 def test_compiled_estimator_rolls_back_pickles_clones_and_saves(stream, make_clf):
     months = _months(stream, 3)
-    clf = _train(make_clf(step="compiled", regularizer=EWC(lam=50.0)), months[:2])
+    armed = _FailAfterTwoBatches.armed
+    clf = _train(make_clf(step="compiled", regularizer=EWC(lam=50.0),
+                          callbacks=[_FailAfterTwoBatches()]), months[:2])
     before = {k: v.clone() for k, v in clf.module_.state_dict().items()}
-
-    class Boom(Callback):
-        def on_batch_end(self, net, **kwargs):
-            raise RuntimeError("boom")
-
-    clf.set_params(callbacks=[Boom()])
+    armed.append(True)  # fails after two compiled steps of month 3
     with pytest.raises(RuntimeError, match="boom"):
         clf.partial_fit(*months[2], classes=[0, 1])
     assert all(torch.equal(before[k], v) for k, v in clf.module_.state_dict().items())
-    clf.set_params(callbacks=None)
+    armed.clear()
 
     buffer = io.BytesIO()
     joblib.dump(clf, buffer)
     assert b"torch._dynamo" not in pickle.dumps(clf)
     loaded = joblib.load(io.BytesIO(buffer.getvalue()))
-    twin = make_clf(regularizer=EWC(lam=50.0))  # eager, same history
+    twin = make_clf(regularizer=EWC(lam=50.0), callbacks=[_FailAfterTwoBatches()])  # eager twin
     _train(twin, months[:2])
     _train(loaded, months[2:])
     _train(twin, months[2:])
