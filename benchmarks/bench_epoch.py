@@ -172,6 +172,31 @@ def plain_skorch_net(batch_size, device):
     )
 
 
+GEMM_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::_addmm_activation")
+
+
+def profile_epochs(variants, device):
+    """One profiled epoch per variant: the matrix products' share of the host time.
+
+    The compiled step can only remove what is not a matrix product (dispatch,
+    elementwise kernels, the optimizer's loops): this share bounds its gain.
+    """
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    rows = []
+    for name, epoch in variants.items():
+        with torch.profiler.profile(activities=activities) as prof:
+            epoch()
+        events = prof.key_averages()
+        total = sum(e.self_cpu_time_total for e in events)
+        gemm = sum(e.self_cpu_time_total for e in events if e.key in GEMM_OPS)
+        calls = sum(e.count for e in events if e.key.startswith("aten::"))
+        rows.append([name, f"{total / 1e3:.0f}", f"{gemm / 1e3:.0f}",
+                     f"{100 * gemm / total:.0f}%", calls])
+    return rows
+
+
 def main():
     parser = add_common_arguments(new_parser(__doc__.splitlines()[0]), default_repeats=7)
     parser.add_argument("--rows", type=int, default=None, help="rows (default 100000)")
@@ -179,6 +204,8 @@ def main():
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["skorch", "skcl+DataLoader", "skcl compiled"],
                         help="variants to leave out")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile one epoch per variant: matrix products' share")
     args = parser.parse_args()
     device, repeats = setup(args, default_repeats=7)
     n_rows = args.rows or (8_000 if args.quick else 100_000)
@@ -244,6 +271,10 @@ def main():
                                "break_even_epochs": break_even}
         print_table(f"batch {batch_size}, {n_rows} rows, device {device}",
                     ["variant", "ms", "ratio to hand", "target"], rows)
+        if args.profile:
+            print_table(f"profile, batch {batch_size}: host time in matrix products",
+                        ["variant", "self CPU ms", "matrix products ms", "share",
+                         "aten calls"], profile_epochs(variants, device))
         results[batch_size] = {"epoch": times, "call": call_times, "compile": compile_summary}
     write_json(args.json, {"machine": machine_description(device), "rows": n_rows,
                            "results": results})
