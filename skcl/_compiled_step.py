@@ -32,8 +32,9 @@ as with ``step="eager"``), decided per step by :func:`compiled_train_step`:
 * anything the fused update cannot prove equivalent to the eager step: an
   optimizer other than ``Adam`` / ``AdamW`` / ``SGD`` (exact classes), several
   parameter groups or optimizers, ``fused`` / ``differentiable`` optimizers,
-  a regularizer that is not exactly one of the built-in quadratic ones (its
-  ``penalty`` / ``add_penalty_grad`` may differ from the quadratic form), a
+  a regularizer whose step hooks (``penalty``, ``add_penalty_grad``,
+  ``batch_loss``, ``after_backward``) are not exactly the built-in quadratic
+  penalties' (a custom penalty, or a subclass that redefines one), a
   built-in one whose penalized parameters are not the optimizer's, a callback
   with ``on_grad_computed`` (it must see the gradient before the update), a
   subclass that overrides a method of the step (``train_step_single``,
@@ -49,12 +50,19 @@ from skorch.utils import to_tensor
 from torch.optim import adam as _adam
 from torch.optim import sgd as _sgd
 
-from .regularizers import _QuadraticRegularizer
+from .regularizers import L2
 
 # Methods of the classifier that the compiled step replaces: a subclass that
 # overrides any of them is never bypassed (its steps run eagerly).
 _STEP_METHODS = ("train_step_single", "get_loss", "infer", "_zero_grad_optimizer",
                  "_step_optimizer", "get_train_step_accumulator")
+
+# A regularizer's training-step hooks: the fused update reproduces them only
+# when each one is the very function the built-in quadratic penalties share
+# (L2, EWC, OnlineEWC: lam / 2 * sum(w * (theta - c) ** 2) + offset). A class
+# that redefines any of them (a custom penalty, a gradient projection, a
+# per-batch loss term) is stepped eagerly, with its own hooks.
+_REGULARIZER_STEP_HOOKS = ("penalty", "add_penalty_grad", "batch_loss", "after_backward")
 
 # Per optimizer object: its step plan (alignment with the penalty, reusable
 # scalar tensors). Weak keys: a plan dies with its optimizer and is never pickled.
@@ -185,9 +193,8 @@ def _penalty(regularizer, module, params, plan):
     if regularizer is None:
         return ()
     cls = type(regularizer)
-    if (not isinstance(regularizer, _QuadraticRegularizer)
-            or cls.penalty is not _QuadraticRegularizer.penalty
-            or cls.add_penalty_grad is not _QuadraticRegularizer.add_penalty_grad):
+    if any(getattr(cls, name, None) is not getattr(L2, name, None)
+           for name in _REGULARIZER_STEP_HOOKS):
         return None
     center = regularizer.__dict__.get("penalty_center_")
     if center is None or regularizer.lam == 0:
