@@ -1,0 +1,47 @@
+"""Run ``skcl-benchmark`` with the strategies of issue #15 added (SI, MAS, LwF, A-GEM, DER++).
+
+Until ``skcl.benchmark`` lists them itself, this script adds them to its
+registry of regularizers, with the settings below, and runs its command line:
+each strategy trained month by month on the embedded 12-month stream and
+scored on every month, next to naive fine-tuning, full retraining, rehearsal
+and EWC. Every argument is passed on to ``skcl-benchmark``.
+
+Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/report_strategies.py --out results-issue15
+    python benchmarks/report_strategies.py --quick --out /tmp/quick
+"""
+
+import sys
+
+from skcl import AGEM, MAS, SI, DERpp, LwF, RehearsalBuffer, benchmark
+
+STRATEGIES = "naive,retrain,rehearsal-fixed,l2,ewc-empirical,si,mas,lwf,agem,derpp"
+
+
+def _memory(config):
+    # as large as the rehearsal strategies' buffer
+    return RehearsalBuffer(capacity=config["buffer_capacity"])
+
+
+NEW_REGULARIZERS = {
+    "si": (lambda c: SI(lam=1.0, damping=0.1), "SI, path-integral importance, lam=1"),
+    "mas": (lambda c: MAS(lam=1.0), "MAS, output-sensitivity importance, lam=1"),
+    "lwf": (lambda c: LwF(lam=1.0, temperature=2.0), "LwF, distillation, lam=1, T=2"),
+    "agem": (lambda c: AGEM(memory=_memory(c), sample_size=256),
+             "A-GEM, 256 memory rows per reference gradient"),
+    "derpp": (lambda c: DERpp(alpha=0.1, beta=0.5, memory=_memory(c)),
+              "DER++, alpha=0.1, beta=0.5"),
+}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    benchmark._REGULARIZERS.update(NEW_REGULARIZERS)
+    if not any(arg.startswith("--strategies") or arg == "--list-strategies" for arg in argv):
+        argv = [*argv, "--strategies", STRATEGIES]
+    return benchmark.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
