@@ -274,7 +274,11 @@ def small_stream():
     return make_drifting_stream(n_months=3, n_samples_per_month=90, random_state=1)
 
 
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("name", [
+    # a nested memory parameter and a batch-term parameter by default; the
+    # plain regularizer__lam of SI and MAS (as L2's and EWC's) and LwF's with -m slow
+    pytest.param(name, marks=[pytest.mark.slow] if name in ("SI", "MAS", "LwF") else [])
+    for name in METHODS])
 def test_each_method_tunes_in_grid_search(name, small_stream, make_clf):
     X, y, months = small_stream
     regularizer, key, values = METHODS[name]
