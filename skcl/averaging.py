@@ -1,6 +1,5 @@
 """MonthlyAveragingClassifier: one fresh model per month, predictions averaged."""
 
-import copy
 from numbers import Real
 
 import numpy as np
@@ -13,7 +12,7 @@ from .utils._fitted import reset_fitted_attributes
 from .utils._labels import check_month_classes
 from .utils._months import check_month_label, stream_months
 from .utils._predict import ArgmaxPredictMixin
-from .utils._rollback import atomic
+from .utils._rollback import atomic, save_shallow_state
 from .utils._seeding import draw_seed, make_rng
 from .utils._sklearn_compat import (
     HasMethods,
@@ -142,15 +141,7 @@ class MonthlyAveragingClassifier(ArgmaxPredictMixin, ClassifierMixin, BaseEstima
     def _save_state(self):
         # Fitted lists are replaced, never modified in place: a shallow record
         # suffices, plus a copy of the generator that each month advances.
-        state = dict(self.__dict__)
-        if "rng_" in state:
-            state["rng_"] = copy.deepcopy(state["rng_"])
-
-        def restore():
-            self.__dict__.clear()
-            self.__dict__.update(state)
-
-        return restore
+        return save_shallow_state(self, copied=("rng_",))
 
     @atomic
     def fit(self, X, y, months=None):

@@ -35,7 +35,7 @@ from .utils._fitted import reset_fitted_attributes
 from .utils._labels import check_month_classes
 from .utils._months import check_month_label, missing_mask, stream_months
 from .utils._predict import ArgmaxPredictMixin
-from .utils._rollback import atomic
+from .utils._rollback import atomic, save_shallow_state
 from .utils._seeding import draw_seed, make_rng, seeded_global_torch, torch_generator
 from .utils._sklearn_compat import (
     HasMethods,
@@ -430,7 +430,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         # the strategy objects' own constraints, checked before any training
         for name in ("regularizer", "rehearsal"):
             strategy = getattr(self, name)
-            if hasattr(strategy, "_parameter_constraints"):
+            if isinstance(strategy, RehearsalBuffer):
+                strategy._check_params()  # memmap_dir too, before any training
+            elif hasattr(strategy, "_parameter_constraints"):
                 validate_parameter_constraints(
                     strategy._parameter_constraints,
                     strategy.get_params(deep=False),
@@ -593,6 +595,17 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self.module_ = self.initialized_instance(module, kwargs)
         return self
 
+    @property
+    def _default_callbacks(self):
+        # skorch's valid_acc compares ``predict`` (labels from ``classes_``)
+        # with the validation Dataset's targets (encoded indices); score the
+        # encoded argmax instead so string or non-contiguous labels work.
+        return [
+            (name, EpochScoring(_encoded_accuracy, name="valid_acc", lower_is_better=False)
+             if name == "valid_acc" else callback)
+            for name, callback in super()._default_callbacks
+        ]
+
     def _set_lr(self, lr):
         for group in self.optimizer_.param_groups:
             group["lr"] = lr
@@ -631,6 +644,22 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             return False
         line = linecache.getline(frame.f_code.co_filename, tb.tb_lineno).strip()
         return line.startswith("raise")
+
+    def check_data(self, X, y):
+        """Accept the training data as is: ``classes_`` is fixed at the first month.
+
+        skorch's classifier infers its classes from the ``y`` of every
+        ``fit_loop`` call; here that ``y`` holds one month's encoded labels,
+        which may lack some classes, so nothing is inferred or checked (the
+        data was validated by ``fit`` / ``partial_fit`` already).
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (n_samples, n_features)
+            The training rows passed to ``fit_loop``.
+        y : torch.Tensor of shape (n_samples,)
+            Their encoded labels (indices into ``classes_``).
+        """
 
     def get_iterator(self, dataset, training=False):
         """Return the batch iterator; training batches are shuffled by default.
@@ -952,33 +981,6 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         estimator.module_.load_state_dict(snapshots[index])
         return estimator
 
-    @property
-    def _default_callbacks(self):
-        # skorch's valid_acc compares ``predict`` (labels from ``classes_``)
-        # with the validation Dataset's targets (encoded indices); score the
-        # encoded argmax instead so string or non-contiguous labels work.
-        return [
-            (name, EpochScoring(_encoded_accuracy, name="valid_acc", lower_is_better=False)
-             if name == "valid_acc" else callback)
-            for name, callback in super()._default_callbacks
-        ]
-
-    def check_data(self, X, y):
-        """Accept the training data as is: ``classes_`` is fixed at the first month.
-
-        skorch's classifier infers its classes from the ``y`` of every
-        ``fit_loop`` call; here that ``y`` holds one month's encoded labels,
-        which may lack some classes, so nothing is inferred or checked (the
-        data was validated by ``fit`` / ``partial_fit`` already).
-
-        Parameters
-        ----------
-        X : torch.Tensor of shape (n_samples, n_features)
-            The training rows passed to ``fit_loop``.
-        y : torch.Tensor of shape (n_samples,)
-            Their encoded labels (indices into ``classes_``).
-        """
-
     # ==================================================================
     # Parameters and scikit-learn plumbing
     # ==================================================================
@@ -1132,7 +1134,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         for name in ("regularizer_", "rehearsal_", "past_data_"):
             strategy = self.__dict__.get(name)
             if strategy is not None:
-                restores.append(_save_strategy(strategy))
+                save = getattr(strategy, "_save_state", None)
+                restores.append(save() if save is not None else save_shallow_state(strategy))
         rng = self.__dict__.get("rng_")
         if rng is not None:
             state["rng_"] = copy.deepcopy(rng)
@@ -1363,20 +1366,6 @@ def _save_module(module):
         module.load_state_dict(saved)
         for sub, training in modes:
             sub.training = training
-
-    return restore
-
-
-def _save_strategy(strategy):
-    """A strategy's own ``_save_state``, or a shallow record of its attributes."""
-    save = getattr(strategy, "_save_state", None)
-    if save is not None:
-        return save()
-    attributes = dict(strategy.__dict__)
-
-    def restore():
-        strategy.__dict__.clear()
-        strategy.__dict__.update(attributes)
 
     return restore
 

@@ -522,13 +522,14 @@ def _split_months(y, months, month_order, test_size, random_state):
 
 
 class _SampleCounter:
-    """Cumulative training rows of an estimator, read from its training history(ies).
+    """Cumulative training rows of an estimator, after each of its ``partial_fit``.
 
-    skorch records each training batch's size in ``history_``; a
-    ``ContinualClassifier`` keeps per-batch records of its latest month only,
-    so the count is accumulated after every ``partial_fit`` from the epochs
-    added since the previous one. Estimators holding sub-estimators in
-    ``estimators_`` (model averaging) are counted member by member.
+    An estimator that counts its own rows says so: ``n_samples_processed_`` (a
+    ``ContinualClassifier``), summed over the members of ``estimators_`` (model
+    averaging). Any other skorch net is counted from ``history_``, where skorch
+    records each training batch's size: the epochs added since the previous
+    call are summed, so a history that keeps per-batch records of its latest
+    epochs only is still counted whole. Other estimators give ``None``.
     """
 
     def __init__(self):

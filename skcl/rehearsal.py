@@ -11,6 +11,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_X_y
 
+from .utils._rollback import atomic
 from .utils._seeding import make_rng
 from .utils._sklearn_compat import (
     Interval,
@@ -180,6 +181,7 @@ class RehearsalBuffer(BaseEstimator):
     # ------------------------------------------------------------------
     # public API
     # ------------------------------------------------------------------
+    @atomic
     def partial_fit(self, X, y, month=None, extra=None):
         """Add a month's rows to the memory, keeping at most ``capacity``.
 
@@ -207,16 +209,9 @@ class RehearsalBuffer(BaseEstimator):
         self : RehearsalBuffer
             Fitted buffer, holding at most ``capacity`` of the rows seen so far.
         """
-        # A shallow snapshot suffices: stored arrays, dicts and the generator
-        # are replaced, never modified in place.
-        state = dict(self.__dict__)
-        try:
-            self._partial_fit(X, y, month, extra)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(state)
-            raise
-        return self
+        # atomic with a shallow record (utils/_rollback): stored arrays, dicts
+        # and the generator are replaced, never modified in place
+        return self._partial_fit(X, y, month, extra)
 
     def sample(self, n_samples, *, return_extra=False):
         """Draw stored rows uniformly at random.
@@ -371,14 +366,18 @@ class RehearsalBuffer(BaseEstimator):
     # ------------------------------------------------------------------
     # internals
     # ------------------------------------------------------------------
-    def _partial_fit(self, X, y, month, extra):
+    def _check_params(self):
+        """Check the parameters, and that ``memmap_dir`` exists (before any training)."""
         check_parameter_constraints(self)
-        first_call = "X_" not in self.__dict__
         if self.memmap_dir is not None and not os.path.isdir(self.memmap_dir):
             raise ValueError(
                 f"memmap_dir={self.memmap_dir!r} is not an existing directory; "
                 "create it or pass memmap_dir=None to keep the rows in memory"
             )
+
+    def _partial_fit(self, X, y, month, extra):
+        self._check_params()
+        first_call = "X_" not in self.__dict__
         X, y = self._validate_month(X, y, reset=first_call)
         extra = self._validate_extra(extra, len(y), first_call)
         n_seen_per_month = dict(self.__dict__.get("n_samples_seen_per_month_", {}))
@@ -405,15 +404,8 @@ class RehearsalBuffer(BaseEstimator):
             n_seen_per_class = dict(self.n_samples_seen_per_class_)
             n_seen = self.n_samples_seen_
 
-        if self.policy == "reservoir":
-            keys = None
-            n_seen_of = {None: n_seen}
-        elif self.policy == "per_month":
-            keys = (months_stored, months)
-            n_seen_of = n_seen_per_month
-        else:
-            keys = (y_stored, y)
-            n_seen_of = n_seen_per_class
+        keys, n_seen_of = self._groups((months_stored, months), (y_stored, y), n_seen,
+                                       n_seen_per_month, n_seen_per_class)
         keep, take = _select_rows(keys, n_seen_of, len(y_stored), len(y), self.capacity, rng)
 
         X_new = self._gather(X_stored, keep, X, take)
@@ -438,6 +430,64 @@ class RehearsalBuffer(BaseEstimator):
         self.n_samples_seen_per_class_ = n_seen_per_class
         self.rng_ = rng
         return self
+
+    def _groups(self, months, labels, n_seen, n_seen_per_month, n_seen_per_class):
+        """The policy's grouping of (stored, new) rows, and rows seen per group."""
+        if self.policy == "reservoir":
+            return None, {None: n_seen}
+        if self.policy == "per_month":
+            return months, n_seen_per_month
+        return labels, n_seen_per_class
+
+    def set_params(self, **params):
+        """Set parameters; on a fitted buffer, bring the stored rows in line.
+
+        A lower ``capacity`` than the rows stored keeps a random subset that
+        follows ``policy`` (equal shares per month or class, uniform within);
+        a new ``memmap_dir`` moves the rows there (``None``: into memory). If
+        that fails, the parameters and rows are left as they were.
+
+        Parameters
+        ----------
+        **params
+            Buffer parameters as ``name=value``.
+
+        Returns
+        -------
+        self : RehearsalBuffer
+            The buffer, with the parameters set.
+        """
+        previous = self.get_params(deep=False)
+        state = dict(self.__dict__)
+        super().set_params(**params)
+        if self.__sklearn_is_fitted__() and {"capacity", "memmap_dir"} & set(params):
+            try:
+                self._check_params()
+                self._restore_capacity()
+            except BaseException:
+                self.__dict__.clear()
+                self.__dict__.update(state)
+                super().set_params(**previous)
+                raise
+        return self
+
+    def _restore_capacity(self):
+        rng = copy.deepcopy(self.rng_)
+        months, labels = self.sample_months_, self.y_
+        keys, n_seen_of = self._groups((months, months[:0]), (labels, labels[:0]),
+                                       self.n_samples_seen_, self.n_samples_seen_per_month_,
+                                       self.n_samples_seen_per_class_)
+        keep, _ = _select_rows(keys, n_seen_of, len(labels), 0, self.capacity, rng)
+        no_rows = np.zeros(0, dtype=np.intp)
+        X_new = self._gather(self.X_, keep, self.X_[:0], no_rows)
+        y_new, months_new = labels[keep], months[keep]
+        extra = self.__dict__.get("extra_")
+        extra_new = None if extra is None else extra[keep]
+        for array in (X_new, y_new, months_new, extra_new):
+            if array is not None:
+                array.flags.writeable = False
+        self.X_, self.y_, self.sample_months_, self.rng_ = X_new, y_new, months_new, rng
+        self.extra_ = extra_new
 
     def _validate_month(self, X, y, reset):
         n_features = getattr(self, "n_features_in_", None)
