@@ -28,6 +28,7 @@ from skorch.dataset import Dataset, unpack_data
 from skorch.net import NeuralNet
 
 from ._batching import DeviceBatchIterator, dataset_tensors
+from ._compiled_step import compiled_train_step
 from .modules import MLP
 from .regularizers._base import training_hooks
 from .rehearsal import RehearsalBuffer
@@ -152,6 +153,23 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         Verbosity: when positive, skorch prints its per-epoch log.
     device : str or torch.device, default="cpu"
         Where the module, each month's data and the strategy's tensors live.
+    step : {"eager", "compiled"}, default="eager"
+        How each training step runs. ``"eager"`` is skorch's step, operation
+        by operation. ``"compiled"`` runs the whole step (forward, loss,
+        backward, the built-in penalty's gradient, the optimizer's update) as
+        graphs compiled by ``torch.compile`` (on CUDA, the forward and
+        backward are captured as CUDA graphs), compiled once per process on
+        the first full batch and reused by later months, ``lr`` changes,
+        retraining's fresh module and rollbacks; the last, partial batch of
+        an epoch and any step the graphs cannot reproduce exactly (custom
+        regularizers, other optimizers than Adam, AdamW and SGD, gradient
+        callbacks, subclasses overriding the step) run eagerly. Weights
+        agree with the eager step to float rounding. Compiling takes seconds
+        to tens of seconds on a CPU, so it pays only on long runs: see
+        :ref:`compiled_step`. Unlike skorch's ``compile=True``, which
+        compiles the module's forward only and replaces ``module_`` by a
+        wrapper, nothing compiled is stored on the estimator (it pickles,
+        clones and saves as with ``"eager"``).
     **kwargs
         Any other skorch parameter (``module__hidden_units``,
         ``optimizer__weight_decay``, ``iterator_train__drop_last``, ...).
@@ -235,6 +253,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         "rehearsal": [HasMethods(["fit_resample", "partial_fit"]), None],
         "keep_snapshots": ["boolean"],
         "random_state": ["random_state"],
+        "step": [StrOptions({"eager", "compiled"})],
     }
 
     def __init__(
@@ -260,6 +279,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         callbacks=None,
         verbose=0,
         device="cpu",
+        step="eager",
         **kwargs,
     ):
         # NeuralNet's constructor, not NeuralNetClassifier's: the latter adds a
@@ -288,6 +308,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self.rehearsal = rehearsal
         self.keep_snapshots = keep_snapshots
         self.random_state = random_state
+        self.step = step
 
     # ==================================================================
     # Public entry points
@@ -450,6 +471,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                 "update='retrain' trains from scratch on all past data, so "
                 "regularizer and rehearsal have nothing to do; set them to None "
                 "or use update='finetune'"
+            )
+        if self.step == "compiled" and getattr(self, "compile", False):
+            raise ValueError(
+                "step='compiled' compiles the whole training step, and compile=True "
+                "would compile the module a second time inside it; pass one of them"
             )
         if self.max_epochs == 0 and self.finish_epochs == 0:
             raise ValueError(
@@ -774,6 +800,34 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     # ------------------------------------------------------------------
     # 6. one training step, and its loss
     # ------------------------------------------------------------------
+    def train_step(self, batch, **fit_params):
+        """Run one training step: skorch's, or the compiled one with ``step="compiled"``.
+
+        With ``step="compiled"`` the batch goes through the compiled graphs
+        when they reproduce this step exactly; otherwise (the last, partial
+        batch, a custom regularizer, ...) through skorch's ``train_step``.
+        Safe to override if the signature is kept (an override is never
+        bypassed).
+
+        Parameters
+        ----------
+        batch : tuple
+            One batch of the training iterator, ``(X, y)``.
+        **fit_params
+            Passed to the module's forward, as in skorch.
+
+        Returns
+        -------
+        step : dict
+            ``{"loss": loss, "y_pred": y_pred}``: the training loss (penalty
+            included) and the module's output.
+        """
+        if self.step == "compiled":
+            step = compiled_train_step(self, batch, fit_params, base=ContinualClassifier)
+            if step is not None:
+                return step
+        return super().train_step(batch, **fit_params)
+
     def train_step_single(self, batch, **fit_params):
         """Compute the prediction, loss and gradients of one training batch.
 
