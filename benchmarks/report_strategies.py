@@ -1,7 +1,8 @@
 """Run ``skcl-benchmark`` with the strategies of issue #15 added (SI, MAS, LwF, A-GEM, DER++).
 
 Until ``skcl.benchmark`` lists them itself, this script adds them to its
-registry of regularizers, with the settings below, and runs its command line:
+registry of regularizers (``skcl._benchmark.strategies``), with the settings and
+tuning grids below, and runs its command line:
 each strategy trained month by month on the embedded 12-month stream and
 scored on every month, next to naive fine-tuning, full retraining, rehearsal
 and EWC. Every argument is passed on to ``skcl-benchmark``.
@@ -15,6 +16,7 @@ Usage::
 import sys
 
 from skcl import AGEM, MAS, SI, DERpp, LwF, RehearsalBuffer, benchmark
+from skcl._benchmark import strategies as registry
 
 STRATEGIES = "naive,retrain,rehearsal-fixed,l2,ewc-empirical,si,mas,lwf,agem,derpp"
 
@@ -37,9 +39,20 @@ NEW_REGULARIZERS = {
 }
 
 
+# what --tune searches: decades around each default (the default included)
+NEW_GRIDS = {
+    "si": {"regularizer__lam": (10.0, 100.0, 1000.0, 10000.0)},
+    "mas": {"regularizer__lam": (0.1, 1.0, 10.0, 100.0)},
+    "lwf": {"regularizer__lam": (1.0, 3.0, 10.0, 30.0)},
+    "agem": {"regularizer__sample_size": (64, 256)},
+    "derpp": {"regularizer__alpha": (0.1, 0.5), "regularizer__beta": (0.5, 1.0)},
+}
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    benchmark._REGULARIZERS.update(NEW_REGULARIZERS)
+    registry._REGULARIZERS.update(NEW_REGULARIZERS)
+    registry._GRIDS.update(NEW_GRIDS)
     if not any(arg.startswith("--strategies") or arg == "--list-strategies" for arg in argv):
         argv = [*argv, "--strategies", STRATEGIES]
     return benchmark.main(argv)
