@@ -13,8 +13,8 @@ or in ``_METHODS`` for a method run alone.
 and ``buffer_capacity``.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..averaging import MonthlyAveragingClassifier
 from ..classifier import ContinualClassifier
