@@ -225,8 +225,9 @@ def time_step_parts(batch_size, device, n_steps=200):
                [s["exp_avg_sq"] for s in state], [], [s["step"] for s in state],
                lr, None, None, None, hyper)
 
-    parts = {"forward+loss eager": lambda: criterion(module(X), y),
-             "forward+loss compiled": lambda: forward(module, criterion, X, y),
+    parts = {"forward+loss+backward eager": lambda: criterion(module(X), y).backward(),
+             "forward+loss+backward compiled":
+                 lambda: forward(module, criterion, X, y)[0].backward(),
              "Adam update eager (torch's default)": optimizer.step,
              "Adam update compiled": compiled_update}
     rows = []

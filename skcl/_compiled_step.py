@@ -4,7 +4,9 @@ One training step of the default path is two compiled graphs:
 
 * ``_forward_loss``: the module's forward and the criterion, compiled with
   ``torch.compile``; AOTAutograd compiles their backward with them, so
-  ``loss.backward()`` runs one compiled backward graph.
+  ``loss.backward()`` runs one compiled backward graph. Only on CUDA (as CUDA
+  graphs): on a CPU the compiled forward/backward is slower than eager (see
+  ``_COMPILED_FORWARD_DEVICES``), so it runs eagerly there.
 * ``_adam_update`` / ``_sgd_update``: the built-in quadratic penalty's gradient
   (:class:`~skcl.L2`, :class:`~skcl.EWC`, :class:`~skcl.OnlineEWC`) added to the
   gradients, then torch's own functional optimizer update
@@ -112,6 +114,15 @@ def _sgd_update(params, grads, momentum_buffers, lr, center, weight, lam, hyper)
 
 
 _COMPILED = {}
+
+# Where the forward/backward graph is compiled too. On a CPU it is not: there
+# the compiled forward+backward measured 6-8% slower than eager (3.3-3.5 ms
+# against 3.1-3.2 ms per step, batch 256, MLP 256-256-256-2, one thread:
+# ``bench_epoch.py --parts``), the matrix products being the same library
+# calls either way, while it would cost most of the compile time. On CUDA the
+# eager step waits on the host's dispatch of each operation; CUDA graphs
+# replay the whole forward/backward from one launch.
+_COMPILED_FORWARD_DEVICES = ("cuda",)
 
 
 def _compiled(fn, device_type):
@@ -265,7 +276,10 @@ def compiled_train_step(net, batch, fit_params, base):
     optimizer.zero_grad()
     if device.type == "cuda":
         torch.compiler.cudagraph_mark_step_begin()
-    loss, y_pred = _compiled(_forward_loss, device.type)(
+    forward_loss = _forward_loss
+    if device.type in _COMPILED_FORWARD_DEVICES:
+        forward_loss = _compiled(_forward_loss, device.type)
+    loss, y_pred = forward_loss(
         module, net.criterion_, to_tensor(X, device=device), to_tensor(y, device=device))
     loss.backward()
     loss, y_pred = loss.detach(), y_pred.detach()
