@@ -24,12 +24,13 @@ from sklearn.base import clone
 from sklearn.utils.multiclass import check_classification_targets
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
-from skorch.dataset import Dataset
+from skorch.dataset import Dataset, unpack_data
 from skorch.net import NeuralNet
 
 from ._batching import DeviceBatchIterator, dataset_tensors
 from ._compiled_step import compiled_train_step
 from .modules import MLP
+from .regularizers._base import training_hooks
 from .rehearsal import RehearsalBuffer
 from .utils._fitted import reset_fitted_attributes
 from .utils._labels import check_month_classes
@@ -112,13 +113,14 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         of all past training data on the host, so its memory grows with the
         stream (``n_samples_seen * n_features * 4`` bytes for float32).
     regularizer : regularizer object or None, default=None
-        A loss-level strategy (e.g. :class:`~skcl.EWC`), cloned into
-        ``regularizer_`` at the first month. Its ``penalty(module)`` is added to
-        the training loss only (or, when it has the optional fast hook
-        ``add_penalty_grad(module)``, as the built-in ones do, its gradient is
-        added after ``backward()`` and its value to the recorded training
-        loss, see :meth:`get_loss`); its ``consolidate(net, X, y)`` runs after
-        each month. Tunable as ``regularizer__<param>``.
+        A loss- or gradient-level strategy (e.g. :class:`~skcl.EWC`,
+        :class:`~skcl.LwF`, :class:`~skcl.AGEM`), cloned into
+        ``regularizer_`` at the first month. Its training hooks (``penalty``,
+        ``batch_loss``, ``after_backward``; see
+        :class:`~skcl.regularizers.Regularizer`) act on the training loss and
+        gradients only (see :meth:`get_loss` and :meth:`train_step_single`);
+        its ``consolidate(net, X, y)`` runs after each month. Tunable as
+        ``regularizer__<param>``.
     rehearsal : rehearsal object or None, default=None
         A data-level strategy (e.g. :class:`~skcl.RehearsalBuffer`), cloned into
         ``rehearsal_``. Each training epoch uses ``rehearsal_.fit_resample`` of the
@@ -829,12 +831,13 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     def train_step_single(self, batch, **fit_params):
         """Compute the prediction, loss and gradients of one training batch.
 
-        skorch's step (forward, :meth:`get_loss`, ``backward()``), followed,
-        when the regularizer has the fast hook ``add_penalty_grad``, by
-        ``regularizer_.add_penalty_grad(module_)``: the penalty's gradient is
-        added into the parameters' ``.grad`` and its value to the returned
-        loss. Callbacks' ``on_grad_computed`` (e.g. gradient clipping) run
-        afterwards and see the full gradient.
+        skorch's step (forward, :meth:`get_loss`, ``backward()``), followed by
+        the regularizer's gradient hook ``after_backward(net, X, y)`` when it
+        has one (A-GEM's projection; the fast penalty gradient of the built-in
+        quadratic penalties, see :class:`~skcl.regularizers.Regularizer`): it
+        may change the gradients in place, and what it returns (a penalty's
+        value) is added to the step's loss. Callbacks' ``on_grad_computed``
+        (e.g. gradient clipping) run afterwards and see the final gradient.
 
         Parameters
         ----------
@@ -850,23 +853,29 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             included) and the module's output.
         """
         step = super().train_step_single(batch, **fit_params)
-        add_penalty_grad = getattr(getattr(self, "regularizer_", None), "add_penalty_grad", None)
-        if add_penalty_grad is not None:
-            step["loss"] = step["loss"] + add_penalty_grad(self.module_)
+        regularizer = getattr(self, "regularizer_", None)
+        if regularizer is not None:
+            hooks = training_hooks(type(regularizer))
+            if hooks.after_backward or hooks.add_penalty_grad:
+                X, y = unpack_data(batch)
+                value = (regularizer.after_backward(self, X, y) if hooks.after_backward
+                         else regularizer.add_penalty_grad(self.module_))
+                if value is not None:
+                    step["loss"] = step["loss"] + value
         return step
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        """Return the criterion's loss, plus the regularizer's penalty when training.
+        """Return the criterion's loss, plus the regularizer's terms when training.
 
         The one place where a loss-level strategy enters: ``valid_loss`` and
-        ``score`` never include the penalty. Safe to override if the signature
-        is kept. Exception, the fast hook: when the regularizer has
-        ``add_penalty_grad`` (the built-in :class:`~skcl.L2`,
-        :class:`~skcl.EWC` and :class:`~skcl.OnlineEWC` do; ``None`` counts as
-        absent), the penalty is not added here: :meth:`train_step_single` adds
-        its gradient into the parameters' ``.grad`` right after ``backward()``
-        and its value to the step's loss, so ``train_loss`` in the history
-        includes it all the same.
+        ``score`` never include its terms. When training, the regularizer's
+        ``penalty(module_)`` is added if it has one and no fast gradient path
+        (see :class:`~skcl.regularizers.Regularizer`; the fast path adds the
+        penalty's gradient after ``backward()`` in :meth:`train_step_single`
+        and its value to the step's loss, so ``train_loss`` includes it all
+        the same), and so is its ``batch_loss(self, X, y_true, y_pred,
+        month_index)`` if it has one (distillation, replayed logits). Safe to
+        override if the signature is kept.
 
         Parameters
         ----------
@@ -876,22 +885,28 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         y_true : torch.Tensor of shape (n_samples,)
             The batch's encoded labels (indices into ``classes_``).
         X : torch.Tensor of shape (n_samples, n_features), default=None
-            The batch's input, passed on to skorch's ``get_loss``.
+            The batch's input, passed on to skorch's ``get_loss`` and to the
+            regularizer's ``batch_loss``.
         training : bool, default=False
-            Whether the loss is computed for a training step; the penalty is
-            added only then.
+            Whether the loss is computed for a training step; the
+            regularizer's terms are added only then.
 
         Returns
         -------
         loss : torch.Tensor of shape ()
             The criterion's loss on the batch (computed by skorch's
-            classifier), plus ``regularizer_.penalty(module_)`` when
-            ``training`` and a regularizer without ``add_penalty_grad`` is set.
+            classifier), plus the regularizer's terms when ``training``.
         """
         loss = super().get_loss(y_pred, y_true, X=X, training=training)
         regularizer = getattr(self, "regularizer_", None) if training else None
-        if regularizer is not None and getattr(regularizer, "add_penalty_grad", None) is None:
-            loss = loss + regularizer.penalty(self.module_)
+        if regularizer is not None:
+            hooks = training_hooks(type(regularizer))
+            if hooks.penalty:
+                loss = loss + regularizer.penalty(self.module_)
+            if hooks.batch_loss:
+                term = regularizer.batch_loss(self, X, y_true, y_pred, self.n_months_seen_)
+                if term is not None:
+                    loss = loss + term
         return loss
 
     def _count_epoch_batches(self, prefix):

@@ -103,6 +103,9 @@ class RehearsalBuffer(BaseEstimator):
         Labels of the stored rows.
     sample_months_ : ndarray of shape (n_stored,)
         Month label of each stored row.
+    extra_ : ndarray of shape (n_stored, ...) or None
+        The extra array passed to ``partial_fit`` (e.g. logits), for each
+        stored row; ``None`` when none was passed.
     n_samples_seen_ : int
         Rows passed to ``partial_fit`` so far.
     n_samples_seen_per_month_ : dict
@@ -179,7 +182,7 @@ class RehearsalBuffer(BaseEstimator):
     # public API
     # ------------------------------------------------------------------
     @atomic
-    def partial_fit(self, X, y, month=None):
+    def partial_fit(self, X, y, month=None, extra=None):
         """Add a month's rows to the memory, keeping at most ``capacity``.
 
         The rows are copied (the buffer never shares memory with ``X`` or
@@ -194,6 +197,12 @@ class RehearsalBuffer(BaseEstimator):
         month : hashable scalar, default=None
             The month's label (int, str, ...). ``None`` uses the number of
             distinct months seen so far (0, 1, 2, ... when never given).
+        extra : array-like of shape (n_samples, ...), default=None
+            An optional numeric array kept with the rows (e.g. the model's
+            logits for DER, :class:`~skcl.DERpp`): stored in ``extra_`` for
+            the rows kept, drawn with them by ``sample(...,
+            return_extra=True)``, pickled with them. Either every call passes
+            it, with the same shape after the first axis, or none does.
 
         Returns
         -------
@@ -202,9 +211,9 @@ class RehearsalBuffer(BaseEstimator):
         """
         # atomic with a shallow record (utils/_rollback): stored arrays, dicts
         # and the generator are replaced, never modified in place
-        return self._partial_fit(X, y, month)
+        return self._partial_fit(X, y, month, extra)
 
-    def sample(self, n_samples):
+    def sample(self, n_samples, *, return_extra=False):
         """Draw stored rows uniformly at random.
 
         Parameters
@@ -215,6 +224,9 @@ class RehearsalBuffer(BaseEstimator):
             ``n_samples // n_stored`` times and ``n_samples % n_stored`` more
             are drawn without replacement, so no row appears more than once more
             than any other; the result is shuffled.
+        return_extra : bool, default=False
+            Also return the drawn rows' entries of ``extra_`` (the buffer
+            must hold one, see ``partial_fit``).
 
         Returns
         -------
@@ -225,7 +237,14 @@ class RehearsalBuffer(BaseEstimator):
             The label of each drawn row.
         months : ndarray of shape (n_samples,)
             The month label of each drawn row.
+        extra : ndarray of shape (n_samples, ...)
+            With ``return_extra=True`` only: each drawn row's ``extra_`` entry.
         """
+        if return_extra and self.__dict__.get("extra_") is None:
+            raise ValueError(
+                "return_extra=True, but this buffer stores no extra array; pass "
+                "extra= to every partial_fit call"
+            )
         if "X_" not in self.__dict__:
             raise NotFittedError(
                 "This RehearsalBuffer is empty; call partial_fit with some rows "
@@ -238,7 +257,8 @@ class RehearsalBuffer(BaseEstimator):
         rng = copy.deepcopy(self.rng_)
         index = self._draw_stored(rng, int(n_samples))
         self.rng_ = rng
-        return np.asarray(self.X_[index]), self.y_[index], self.sample_months_[index]
+        drawn = np.asarray(self.X_[index]), self.y_[index], self.sample_months_[index]
+        return (*drawn, self.extra_[index]) if return_extra else drawn
 
     def fit_resample(self, X, y):
         """Return the month ``X, y`` mixed with rows replayed from the memory.
@@ -324,7 +344,7 @@ class RehearsalBuffer(BaseEstimator):
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        for name in ("X_", "y_", "sample_months_"):
+        for name in ("X_", "y_", "sample_months_", "extra_"):
             array = self.__dict__.get(name)
             if isinstance(array, np.ndarray) and array.flags.writeable:
                 array.flags.writeable = False
@@ -334,7 +354,7 @@ class RehearsalBuffer(BaseEstimator):
         # them, as they would share any immutable value. This keeps a
         # memory-mapped X_ out of RAM and makes ContinualClassifier's copy of
         # its state before every month (for atomicity) cheap.
-        for name in ("X_", "y_", "sample_months_"):
+        for name in ("X_", "y_", "sample_months_", "extra_"):
             array = self.__dict__.get(name)
             if isinstance(array, np.ndarray) and not array.flags.writeable:
                 memo[id(array)] = array
@@ -355,10 +375,11 @@ class RehearsalBuffer(BaseEstimator):
                 "create it or pass memmap_dir=None to keep the rows in memory"
             )
 
-    def _partial_fit(self, X, y, month):
+    def _partial_fit(self, X, y, month, extra):
         self._check_params()
         first_call = "X_" not in self.__dict__
         X, y = self._validate_month(X, y, reset=first_call)
+        extra = self._validate_extra(extra, len(y), first_call)
         n_seen_per_month = dict(self.__dict__.get("n_samples_seen_per_month_", {}))
         if month is None:
             month = len(n_seen_per_month)
@@ -392,6 +413,12 @@ class RehearsalBuffer(BaseEstimator):
         months_new = np.concatenate([months_stored[keep], months[take]])
         for array in (X_new, y_new, months_new):
             array.flags.writeable = False
+        if extra is not None:
+            stored = self.extra_ if not first_call else extra[:0]
+            self.extra_ = np.concatenate([stored[keep], extra[take]])
+            self.extra_.flags.writeable = False
+        elif first_call:
+            self.extra_ = None
 
         n_seen_per_month[month] = n_seen_per_month.get(month, 0) + len(y)
         labels, counts = np.unique(y, return_counts=True)
@@ -454,9 +481,13 @@ class RehearsalBuffer(BaseEstimator):
         no_rows = np.zeros(0, dtype=np.intp)
         X_new = self._gather(self.X_, keep, self.X_[:0], no_rows)
         y_new, months_new = labels[keep], months[keep]
-        for array in (X_new, y_new, months_new):
-            array.flags.writeable = False
+        extra = self.__dict__.get("extra_")
+        extra_new = None if extra is None else extra[keep]
+        for array in (X_new, y_new, months_new, extra_new):
+            if array is not None:
+                array.flags.writeable = False
         self.X_, self.y_, self.sample_months_, self.rng_ = X_new, y_new, months_new, rng
+        self.extra_ = extra_new
 
     def _validate_month(self, X, y, reset):
         n_features = getattr(self, "n_features_in_", None)
@@ -478,6 +509,35 @@ class RehearsalBuffer(BaseEstimator):
         _check_finite(X)
         check_classification_targets(y)
         return X, y
+
+    def _validate_extra(self, extra, n_rows, first_call):
+        """Check ``extra`` against the rows and what the buffer already stores."""
+        stored = None if first_call else self.__dict__.get("extra_")
+        if extra is None:
+            if stored is not None:
+                raise ValueError(
+                    "this buffer stores an extra array with its rows, so extra= must "
+                    "be passed to every partial_fit call"
+                )
+            return None
+        if not first_call and stored is None:
+            raise ValueError(
+                "extra= was passed, but the buffer's earlier rows were stored without "
+                "one; pass extra= from the first partial_fit on, or start a new buffer"
+            )
+        extra = np.asarray(extra)
+        if extra.dtype.kind not in "biuf" or extra.ndim < 1 or len(extra) != n_rows:
+            raise ValueError(
+                f"extra has shape {extra.shape} and dtype {extra.dtype}, but one "
+                f"numeric entry per row ({n_rows} rows) is needed"
+            )
+        if stored is not None and extra.shape[1:] != stored.shape[1:]:
+            raise ValueError(
+                f"extra has entries of shape {extra.shape[1:]}, but the buffer stores "
+                f"entries of shape {stored.shape[1:]}; pass the same shape every month"
+            )
+        return extra.astype(stored.dtype if stored is not None else extra.dtype,
+                            copy=True)
 
     def _draw_stored(self, rng, n_samples):
         """Indices of ``n_samples`` stored rows (see ``sample``)."""
