@@ -5,7 +5,7 @@ One training step of the default path is two compiled graphs:
 * ``_forward_loss``: the module's forward and the criterion, compiled with
   ``torch.compile``; AOTAutograd compiles their backward with them, so
   ``loss.backward()`` runs one compiled backward graph. Only on CUDA (as CUDA
-  graphs): on a CPU the compiled forward/backward is slower than eager (see
+  graphs): on a CPU compiling it did not measurably pay (see
   ``_COMPILED_FORWARD_DEVICES``), so it runs eagerly there.
 * ``_adam_update`` / ``_sgd_update``: the built-in quadratic penalty's gradient
   (:class:`~skcl.L2`, :class:`~skcl.EWC`, :class:`~skcl.OnlineEWC`) added to the
@@ -115,11 +115,13 @@ def _sgd_update(params, grads, momentum_buffers, lr, center, weight, lam, hyper)
 
 _COMPILED = {}
 
-# Where the forward/backward graph is compiled too. On a CPU it is not: there
-# the compiled forward+backward measured 6-8% slower than eager (3.3-3.5 ms
-# against 3.1-3.2 ms per step, batch 256, MLP 256-256-256-2, one thread:
-# ``bench_epoch.py --parts``), the matrix products being the same library
-# calls either way, while it would cost most of the compile time. On CUDA the
+# Where the forward/backward graph is compiled too. Not on a CPU: there the
+# matrix products, most of the forward/backward, are the same library calls
+# compiled or not, and compiling them measured no faster within the shared
+# development box's noise (``bench_epoch.py --parts``, batch 256, one thread:
+# 3.2-3.5 ms compiled against 3.1-3.6 ms eager, either ahead from run to run);
+# epochs with and without it took the same share of eager skcl (0.86-0.94),
+# and leaving it out cut the cold compile from ~95 s to ~35 s. On CUDA the
 # eager step waits on the host's dispatch of each operation; CUDA graphs
 # replay the whole forward/backward from one launch.
 _COMPILED_FORWARD_DEVICES = ("cuda",)
