@@ -8,6 +8,7 @@ from .modules import MLP
 from .regularizers import EWC, L2, OnlineEWC, Regularizer
 from .rehearsal import RehearsalBuffer
 from .scoring import ForgettingScorer
+from .storage import RowStore
 
 __version__ = "0.1.0.dev0"
 
@@ -22,6 +23,7 @@ __all__ = [
     "OnlineEWC",
     "RehearsalBuffer",
     "Regularizer",
+    "RowStore",
     "TemporalSplit",
     "__version__",
     "evaluate_stream",

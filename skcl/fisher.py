@@ -23,6 +23,9 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vjp, vmap
 
+from ._sparse import torch_csr_rows, torch_csr_take, torch_csr_values_map
+from .modules import SparseInputLinear
+
 __all__ = [
     "per_sample_loss",
     "empirical_fisher",
@@ -250,7 +253,7 @@ def batch_fisher(module, X, y, loss, *, batch_size=256):
     n_batches = 0
     with _estimation_mode(module):
         for start in range(0, X.shape[0], batch_size):
-            X_batch, y_batch = X[start:start + batch_size], y[start:start + batch_size]
+            X_batch, y_batch = _rows(X, start, start + batch_size), y[start:start + batch_size]
             losses = _check_losses(loss(module(X_batch), y_batch), X_batch.shape[0])
             grads = torch.autograd.grad(losses.mean(), list(params.values()),
                                         allow_unused=True)
@@ -329,6 +332,12 @@ def hessian_diagonal(module, X, y, loss, *, method="auto", n_probes=100, generat
     if isinstance(n_probes, bool) or not isinstance(n_probes, int) or n_probes < 1:
         raise ValueError(f"n_probes={n_probes!r} must be an int >= 1")
     _check_batch_size(batch_size)
+    if X.layout != torch.strided:
+        raise ValueError(
+            f"hessian_diagonal needs dense X, but X has layout {X.layout} "
+            "(torch.func's transforms do not take sparse tensors); use "
+            "empirical_fisher or fisher_variance, which keep sparse input sparse"
+        )
     loss = _as_per_sample_loss(loss)
     params = _trainable_parameters(module)
     names = list(params)
@@ -348,7 +357,7 @@ def hessian_diagonal(module, X, y, loss, *, method="auto", n_probes=100, generat
         # H @ v for each row v, summed over data chunks
         products = torch.zeros_like(vectors)
         for start in range(0, n_samples, batch_size):
-            gradient = partial(grad(mean_loss), X_chunk=X[start:start + batch_size],
+            gradient = partial(grad(mean_loss), X_chunk=_rows(X, start, start + batch_size),
                                y_chunk=y[start:start + batch_size])
             _, vjp_fn = vjp(gradient, theta)
             products += vmap(vjp_fn)(vectors)[0]
@@ -448,8 +457,8 @@ def _squared_gradient_sums(module, X, y, loss, method, batch_size, fourth):
         layers = {}
         if method != "vmap" and X.shape[0]:
             # the first chunk decides which layers qualify; its terms are kept
-            layers = _linear_layer_terms(module, params, X[:batch_size], y[:batch_size],
-                                         loss, check=True)
+            layers = _linear_layer_terms(module, params, _rows(X, 0, batch_size),
+                                         y[:batch_size], loss, check=True)
             _add_linear_sums(layers, sums, fourth)
         covered = {name for names, _, _ in layers.values() for name in names if name}
         others = [name for name in params if name not in covered]
@@ -460,13 +469,20 @@ def _squared_gradient_sums(module, X, y, loss, method, batch_size, fourth):
                 "are not; use method='auto'"
             )
         for start in range(0, X.shape[0], batch_size):
-            X_chunk, y_chunk = X[start:start + batch_size], y[start:start + batch_size]
+            X_chunk, y_chunk = _rows(X, start, start + batch_size), y[start:start + batch_size]
             if layers and start:
                 terms = _linear_layer_terms(
                     module, {layer: names for layer, (names, _, _) in layers.items()},
                     X_chunk, y_chunk, loss, check=False)
                 _add_linear_sums(terms, sums, fourth)
             if others:
+                if X_chunk.layout != torch.strided:
+                    raise ValueError(
+                        f"parameters {others!r} are not in a Linear layer the exact "
+                        "identity covers, and the vmap path cannot take sparse input; "
+                        "make the layers that see the sparse input nn.Linear or "
+                        "skcl.modules.SparseInputLinear, or use fisher='batch'"
+                    )
                 _add_vmap_sums(module, params, others, X_chunk, y_chunk, loss, sums, fourth)
     return sums
 
@@ -503,7 +519,8 @@ def _linear_candidates(module, params):
         module_counts[id(sub)] = module_counts.get(id(sub), 0) + 1
     candidates = {}
     for _, sub in module.named_modules():
-        if not isinstance(sub, nn.Linear) or type(sub).forward is not nn.Linear.forward:
+        plain_linear = isinstance(sub, nn.Linear) and type(sub).forward is nn.Linear.forward
+        if not plain_linear and type(sub) is not SparseInputLinear:
             continue
         owned = [p for p in (sub.weight, sub.bias) if p is not None]
         names = (ids.get(id(sub.weight)),
@@ -560,16 +577,16 @@ def _linear_layer_terms(module, params_or_layers, X_chunk, y_chunk, loss, check)
         inputs = recorder.calls[layer][0][0]
         delta = (torch.zeros_like(recorder.calls[layer][0][1]) if output_grad is None
                  else output_grad)  # None: the layer's output does not reach the loss
-        if check and not _identity_consistent(names, inputs, delta, param_grads):
+        if check and not _identity_consistent(layer, names, inputs, delta, param_grads):
             continue
         terms[layer] = (names, inputs, delta)
     return terms
 
 
-def _identity_consistent(names, inputs, delta, param_grads):
+def _identity_consistent(layer, names, inputs, delta, param_grads):
     """True if autograd's summed gradients equal the identity's for the layer."""
     consistent = True
-    for name, expected in zip(names, (delta.T @ inputs, delta.sum(dim=0))):
+    for name, expected in zip(names, (_outer_sum(layer, delta, inputs), delta.sum(dim=0))):
         if not name:
             continue
         actual = next(param_grads)
@@ -580,15 +597,54 @@ def _identity_consistent(names, inputs, delta, param_grads):
     return consistent
 
 
+def _outer_sum(layer, delta, inputs):
+    """``sum_i delta_i a_i^T`` in the layout of the layer's weight.
+
+    ``inputs`` may be a sparse (CSR/COO) tensor: the product is then a
+    sparse-dense one and nothing is densified.
+    """
+    if isinstance(layer, SparseInputLinear):
+        return inputs.t() @ delta
+    return delta.T @ inputs
+
+
+def _power(inputs, exponent):
+    """Element-wise power, keeping sparse inputs sparse (0 ** p == 0 for p > 0)."""
+    if inputs.layout == torch.sparse_csr:
+        return torch_csr_values_map(inputs, lambda values: values.pow(exponent))
+    if inputs.layout != torch.strided:
+        inputs = inputs.coalesce()
+        return torch.sparse_coo_tensor(inputs.indices(), inputs.values().pow(exponent),
+                                       inputs.shape)
+    return inputs.pow(exponent)
+
+
+def _rows(X, start, stop):
+    """Rows ``start:stop`` of a dense or sparse (CSR) tensor."""
+    if X.layout == torch.sparse_csr:
+        return torch_csr_rows(X, start, stop)
+    return X[start:stop]
+
+
+def _take_rows(X, rows):
+    """Rows ``rows`` (an index tensor) of a dense or sparse (CSR) tensor."""
+    if X.layout == torch.sparse_csr:
+        return torch_csr_take(X, rows)
+    return X[rows]
+
+
 def _add_linear_sums(terms, sums, fourth):
-    for (weight_name, bias_name), inputs, delta in terms.values():
+    # the identity, per layer: sum_i g_i**2 = (delta**2)^T (a**2), and with
+    # fourth powers the same with delta**4 and a**4; a sparse input stays sparse
+    for layer, ((weight_name, bias_name), inputs, delta) in terms.items():
         if fourth:
             delta, inputs = delta.double(), inputs.double()
-        delta_sq, inputs_sq = delta.square(), inputs.square()
+        delta_sq, inputs_sq = delta.square(), _power(inputs, 2)
         if weight_name:
-            sums[weight_name][0] += delta_sq.T @ inputs_sq
+            sums[weight_name][0] += _outer_sum(layer, delta_sq, inputs_sq)
             if fourth:
-                sums[weight_name][1] += delta_sq.square().T @ inputs_sq.square()
+                sums[weight_name][1] += _outer_sum(layer, delta_sq.square(),
+                                                   _power(inputs, 4))
         if bias_name:
             sums[bias_name][0] += delta_sq.sum(dim=0)
             if fourth:

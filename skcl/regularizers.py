@@ -26,6 +26,7 @@ from sklearn.base import BaseEstimator
 from skorch import NeuralNetClassifier
 
 from .fisher import (
+    _take_rows,
     _trainable_parameters,
     batch_fisher,
     empirical_fisher,
@@ -482,7 +483,7 @@ class _ImportanceRegularizer(_QuadraticRegularizer):
             generator = self._generator()
             rows = torch.randperm(X.shape[0], generator=generator)[:self.max_samples]
             rows = rows.sort().values.to(X.device)
-            X, y = X[rows], y[rows]
+            X, y = _take_rows(X, rows), y[rows]  # X may be a sparse CSR tensor
         loss = self.get_loss_fn(net)
         if self.fisher == "empirical":
             estimate = empirical_fisher(module, X, y, loss, batch_size=self.batch_size)
