@@ -83,16 +83,21 @@ class DeviceBatchIterator:
         Draw a fresh permutation at each pass.
     drop_last : bool, default=False
         Drop the last, incomplete batch.
+    generator : torch.Generator or None, default=None
+        Source of the shuffling permutations (a CPU generator; the permutation
+        is moved to the data's device). ``None`` draws from torch's global
+        generator. The classifier passes its own, seeded per month.
     **dataloader_kwargs
         Passed on to ``DataLoader`` on the fallback path (``num_workers``, ...).
     """
 
     def __init__(self, dataset, batch_size=128, shuffle=False, drop_last=False,
-                 **dataloader_kwargs):
+                 generator=None, **dataloader_kwargs):
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.drop_last = drop_last
+        self.generator = generator
         self.dataloader_kwargs = dataloader_kwargs
         self._tensors = None if dataloader_kwargs else dataset_tensors(dataset)
         self._host_rows = isinstance(dataset, RowsDataset) and not dataloader_kwargs
@@ -116,7 +121,8 @@ class DeviceBatchIterator:
         if self._tensors is None:
             yield from DataLoader(
                 self.dataset, batch_size=self.batch_size, shuffle=self.shuffle,
-                drop_last=self.drop_last, **self.dataloader_kwargs,
+                drop_last=self.drop_last, generator=self.generator,
+                **self.dataloader_kwargs,
             )
             return
         X, y = self._tensors
@@ -127,7 +133,10 @@ class DeviceBatchIterator:
                 end = start + self.batch_size
                 yield X[start:end], (None if y is None else y[start:end])
             return
-        order = torch.randperm(n_rows, device=X.device)
+        if self.generator is None:
+            order = torch.randperm(n_rows, device=X.device)
+        else:
+            order = torch.randperm(n_rows, generator=self.generator).to(X.device)
         # Rows are gathered a chunk of whole batches at a time and batches are
         # views of the chunk: two indexing ops per chunk instead of per batch
         # (on a GPU each op is a kernel launch that costs more than a small

@@ -5,12 +5,16 @@ from numbers import Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from .classifier import ContinualClassifier
+from .utils._fitted import reset_fitted_attributes
 from .utils._labels import check_month_classes
-from .utils._months import check_months
+from .utils._months import check_month_label, stream_months
+from .utils._predict import ArgmaxPredictMixin
+from .utils._rollback import atomic
+from .utils._seeding import draw_seed, make_rng
 from .utils._sklearn_compat import (
     HasMethods,
     Interval,
@@ -21,10 +25,8 @@ from .utils._sklearn_compat import (
 
 __all__ = ["MonthlyAveragingClassifier"]
 
-_SEED_HIGH = np.iinfo(np.int32).max
 
-
-class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
+class MonthlyAveragingClassifier(ArgmaxPredictMixin, ClassifierMixin, BaseEstimator):
     """Model averaging: a fresh model per month, their probabilities averaged.
 
     The model-averaging baseline of continual learning. Each ``partial_fit``
@@ -106,6 +108,7 @@ class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
         self.decay = decay
         self.random_state = random_state
 
+    @atomic
     def partial_fit(self, X, y, classes=None, month=None):
         """Train a fresh model on one month and add it to the average.
 
@@ -130,28 +133,32 @@ class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
         self : MonthlyAveragingClassifier
             Fitted estimator, with the month's model appended to ``estimators_``.
         """
-        first_call = "classes_" not in self.__dict__
-        # A shallow snapshot suffices: fitted lists are replaced, never
-        # modified in place, and the generator is advanced on a copy.
-        state = dict(self.__dict__)
-        try:
-            if first_call:
-                check_parameter_constraints(self)
-            else:
-                self.rng_ = copy.deepcopy(self.rng_)
-            X, y = validate_data(self, X, y, reset=first_call)
-            self._fit_month(X, y, classes, month)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(state)
-            raise
+        check_parameter_constraints(self)
+        month = check_month_label(month)
+        X, y = validate_data(self, X, y, reset="classes_" not in self.__dict__)
+        self._fit_month(X, y, classes, month)
         return self
 
+    def _save_state(self):
+        # Fitted lists are replaced, never modified in place: a shallow record
+        # suffices, plus a copy of the generator that each month advances.
+        state = dict(self.__dict__)
+        if "rng_" in state:
+            state["rng_"] = copy.deepcopy(state["rng_"])
+
+        def restore():
+            self.__dict__.clear()
+            self.__dict__.update(state)
+
+        return restore
+
+    @atomic
     def fit(self, X, y, months=None):
         """Reset, then train one model per month, in sorted month order.
 
         Equivalent to a fresh estimator's ``partial_fit`` on each distinct
-        month in sorted order, with ``classes`` set to every label in ``y``.
+        month in stream order, with ``classes`` set to every label in ``y``.
+        Atomic: if it raises, the estimator is unchanged.
 
         Parameters
         ----------
@@ -169,16 +176,11 @@ class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
             Fitted estimator, with one model per month in ``estimators_``.
         """
         check_parameter_constraints(self)
-        for name in [k for k in self.__dict__ if k.endswith("_") and not k.startswith("_")]:
-            del self.__dict__[name]
+        reset_fitted_attributes(self)
         X, y = validate_data(self, X, y, reset=True)
-        if months is None:
-            months = np.zeros(len(y), dtype=int)
-        months, month_order = check_months(months, len(y))
         check_classification_targets(y)
         classes = np.unique(y)
-        for month in month_order:
-            rows = months == month
+        for month, rows in stream_months(months, len(y)):
             self._fit_month(X[rows], y[rows], classes, month)
         return self
 
@@ -204,22 +206,6 @@ class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
             proba[:, columns] += weight * model.predict_proba(X)
         return proba
 
-    def predict(self, X):
-        """Return the most probable label of each row, from ``classes_``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            The rows to predict, with the features seen at the first month.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-            The label of ``classes_`` with the highest averaged probability.
-        """
-        proba = self.predict_proba(X)
-        return self.classes_[np.argmax(proba, axis=1)]
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
@@ -236,8 +222,7 @@ class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
     def _fit_month(self, X, y, classes, month):
         check_classification_targets(y)
         if "classes_" not in self.__dict__:
-            self.rng_ = np.random.default_rng(
-                check_random_state(self.random_state).randint(_SEED_HIGH))
+            self.rng_ = make_rng(self.random_state)
             self.estimators_, self.estimator_months_ = [], []
         self.classes_ = check_month_classes(y, classes, self.__dict__.get("classes_"))
         if month is None:
@@ -251,12 +236,10 @@ class MonthlyAveragingClassifier(ClassifierMixin, BaseEstimator):
             )
 
         if self.estimator is None:
-            from .classifier import ContinualClassifier
-
             model = ContinualClassifier()
         else:
             model = clone(self.estimator)
-        seed = int(self.rng_.integers(_SEED_HIGH))
+        seed = draw_seed(self.rng_)
         params = model.get_params(deep=False)
         if "random_state" in params and params["random_state"] is None:
             model.set_params(random_state=seed)

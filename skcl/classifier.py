@@ -1,16 +1,26 @@
-"""ContinualClassifier: a skorch classifier trained month by month."""
+"""ContinualClassifier: a skorch classifier trained month by month.
 
-import contextlib
+The file follows one month's life: the public entry points (``fit``,
+``partial_fit``), the month driver ``_fit_month``, then the steps it takes in
+order (checks, start of stream, settings changed between months, device copy,
+initialization, the epochs and their batches, the loss, the end of the month),
+then inference, parameters, rollback and persistence.
+"""
+
 import copy
 import inspect
+import io
+import linecache
+import os
 import pickle
+import tempfile
 import warnings
+from contextlib import nullcontext
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import clone
-from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
@@ -19,8 +29,13 @@ from skorch.net import NeuralNet
 
 from ._batching import DeviceBatchIterator, dataset_tensors
 from .modules import MLP
+from .rehearsal import RehearsalBuffer
+from .utils._fitted import reset_fitted_attributes
 from .utils._labels import check_month_classes
-from .utils._months import check_months
+from .utils._months import check_month_label, missing_mask, stream_months
+from .utils._predict import ArgmaxPredictMixin
+from .utils._rollback import atomic
+from .utils._seeding import draw_seed, make_rng, seeded_global_torch, torch_generator
 from .utils._sklearn_compat import (
     HasMethods,
     Interval,
@@ -33,11 +48,17 @@ from .utils._sklearn_compat import (
 
 __all__ = ["ContinualClassifier"]
 
-_SEED_HIGH = np.iinfo(np.int32).max
 _WEIGHTS_FORMAT = "skcl.weights/1"
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+# skorch's bookkeeping, which a fresh ``fit`` keeps
+_SKORCH_STATE = {"initialized_", "virtual_params_", "init_context_", "prefixes_",
+                 "cuda_dependent_attributes_"}
+# parameters that rebuild the network: refused once it is trained
+_ARCHITECTURE_PARAMS = ("module", "criterion")
+_NO_Y = object()  # validation of X alone (prediction), as opposed to y=None
 
 
-class ContinualClassifier(NeuralNetClassifier):
+class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     """Neural classifier fine-tuned month by month with ``partial_fit``.
 
     A skorch :class:`~skorch.classifier.NeuralNetClassifier` whose ``partial_fit``
@@ -56,7 +77,9 @@ class ContinualClassifier(NeuralNetClassifier):
         The network. If it is a class whose constructor takes ``n_features`` or
         ``n_classes``, those are filled in from the first month unless given as
         ``module__n_features`` / ``module__n_classes``. Its forward must return
-        one logit per class when ``criterion`` is ``CrossEntropyLoss``.
+        one logit per class when ``criterion`` is ``CrossEntropyLoss``. An
+        instance is never trained in place: each initialization trains a copy
+        of it, so ``fit`` twice gives the same model as once.
     criterion : torch criterion class, default=torch.nn.CrossEntropyLoss
         The training loss.
     optimizer : torch optimizer class, default=torch.optim.Adam
@@ -79,7 +102,7 @@ class ContinualClassifier(NeuralNetClassifier):
     max_epochs : int, default=5
         Epochs per month (per ``partial_fit`` call), before ``finish_epochs``.
     batch_size : int, default=128
-        Rows per mini-batch.
+        Rows per mini-batch; ``-1`` makes each epoch one batch of all its rows.
     update : {"finetune", "retrain"}, default="finetune"
         How each month updates the model.
         ``"finetune"`` continues from the current weights each month.
@@ -106,7 +129,12 @@ class ContinualClassifier(NeuralNetClassifier):
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialization, shuffling, dropout and the rehearsal draws
         (when the buffer has no seed of its own). With an int, a CPU run is
-        bit-for-bit reproducible, and so is a run that is saved and resumed.
+        bit-for-bit reproducible, and so is a run that is saved and resumed, or
+        run in a thread beside others (shuffling draws from the estimator's own
+        ``torch.Generator``; weight initialization and dropout, which can only
+        use torch's global generator, hold a process-wide lock while they draw).
+        Read at the start of a stream: changing it later applies at the next
+        ``fit``.
     train_split : callable or None, default=None
         The validation split of skorch, applied within each month. ``None``
         trains on the whole month.
@@ -114,7 +142,10 @@ class ContinualClassifier(NeuralNetClassifier):
         Batch iterators; the default slices tensors already on ``device``.
     callbacks : list or None, default=None
         Additional skorch callbacks (instances or ``(name, callback)`` tuples),
-        run within every month.
+        run within every month. A callback that stops training by raising
+        ``KeyboardInterrupt`` in ``on_epoch_end`` (skorch's ``EarlyStopping``)
+        ends the month normally, as it ends a skorch ``fit``; any other
+        ``KeyboardInterrupt`` (Ctrl-C) rolls the month back.
     verbose : int, default=0
         Verbosity: when positive, skorch prints its per-epoch log.
     device : str or torch.device, default="cpu"
@@ -151,8 +182,12 @@ class ContinualClassifier(NeuralNetClassifier):
         The fitted copy of ``rehearsal``.
     snapshots_ : list of dict
         With ``keep_snapshots=True``: per month, the module's ``state_dict`` on CPU.
+    past_data_ : RehearsalBuffer
+        With ``update="retrain"``: every past training row (encoded labels),
+        the data each month retrains on.
     rng_ : numpy.random.Generator
-        Source of the per-month torch seeds.
+        Source of the per-month seeds (weight initialization, shuffling,
+        dropout, and the strategies' draws when they have no seed of their own).
 
     See Also
     --------
@@ -252,97 +287,57 @@ class ContinualClassifier(NeuralNetClassifier):
         self.keep_snapshots = keep_snapshots
         self.random_state = random_state
 
-    # ------------------------------------------------------------------
-    # sklearn plumbing
-    # ------------------------------------------------------------------
-    @property
-    def classes_(self):
-        """Class labels, fixed at the first month (raises before it)."""
-        try:
-            return self.__dict__["classes_"]
-        except KeyError:
-            raise AttributeError(
-                f"{type(self).__name__} has no attribute 'classes_' before its "
-                "first fit or partial_fit"
-            ) from None
+    # ==================================================================
+    # Public entry points
+    # ==================================================================
+    @atomic
+    def fit(self, X, y, months=None, **fit_params):
+        """Reset, then train on the stream one month at a time, in stream order.
 
-    @classes_.setter
-    def classes_(self, value):
-        self.__dict__["classes_"] = value
-
-    @classes_.deleter
-    def classes_(self):
-        self.__dict__.pop("classes_", None)
-
-    def _get_param_names(self):
-        # skorch lists every attribute not ending in "_" as a parameter; private
-        # bookkeeping (``_params_to_validate`` ...) is not one.
-        return [name for name in super()._get_param_names() if not name.startswith("_")]
-
-    def set_params(self, **params):
-        """Set parameters, routing ``regularizer__*`` / ``rehearsal__*`` to the objects.
-
-        skorch's own ``set_params`` does not forward nested keys of plain
-        sklearn-style objects, so they are applied here first.
+        Equivalent to a fresh estimator's ``partial_fit`` on each distinct month
+        of ``months`` in order (sorted, or the category order of an ordered
+        pandas ``Categorical``), with ``classes`` set to every label in ``y``.
+        This is the entry point of ``GridSearchCV`` and ``cross_validate``,
+        which slice ``months`` per fold through metadata routing. If anything
+        raises, the estimator is left exactly as before the call.
 
         Parameters
         ----------
-        **params
-            Estimator parameters as ``name=value``. Keys
-            ``regularizer__<param>`` and ``rehearsal__<param>`` are set on the
-            ``regularizer`` / ``rehearsal`` object (which must not be ``None``);
-            any other key is handled by skorch (``lr``,
-            ``module__hidden_units``, ``optimizer__weight_decay``, ...), except
-            ``callbacks`` before the estimator is initialized, which is stored
-            as given.
+        X : array-like of shape (n_samples, n_features)
+            Features of the whole stream.
+        y : array-like of shape (n_samples,)
+            Labels of the whole stream.
+        months : array-like of shape (n_samples,), default=None
+            Month label of each row; any sortable labels (ints, strings,
+            dates) or an ordered pandas ``Categorical``. ``None`` trains on
+            everything as a single month.
+        **fit_params
+            Passed to the module's forward, as in skorch.
 
         Returns
         -------
         self : ContinualClassifier
-            The estimator, with the parameters set.
+            Fitted estimator, trained on every month of the stream.
         """
-        nested = {}
-        for key in list(params):
-            name, sep, sub_key = key.partition("__")
-            if sep and name in ("regularizer", "rehearsal"):
-                nested.setdefault(name, {})[sub_key] = params.pop(key)
-        if "callbacks" in params and not getattr(self, "initialized_", False):
-            # stored verbatim until fit, as sklearn expects (skorch would
-            # initialize the callbacks here and fail on invalid values early)
-            self.__dict__["callbacks"] = params.pop("callbacks")
-        if params:
-            super().set_params(**params)
-        for name, sub_params in nested.items():
-            target = getattr(self, name)
-            if target is None:
-                raise ValueError(
-                    f"cannot set {sorted(name + '__' + k for k in sub_params)}: "
-                    f"{name} is None; set {name}=... first"
-                )
-            target.set_params(**sub_params)
+        self._check_params()
+        self._reset()
+        X, y = self._validate_month(X, y, reset=True)
+        classes = np.unique(y)
+        for month, rows in stream_months(months, len(y)):
+            self._fit_month(X[rows], y[rows], classes, month, fit_params)
         return self
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = self.random_state is None
-        tags.input_tags.allow_nan = False
-        tags.classifier_tags.multi_class = True
-        return tags
-
-    def __sklearn_is_fitted__(self):
-        return "classes_" in self.__dict__ and getattr(self, "initialized_", False)
-
-    # ------------------------------------------------------------------
-    # public training entry points
-    # ------------------------------------------------------------------
+    @atomic
     def partial_fit(self, X, y, classes=None, month=None, **fit_params):
         """Train on one month of data under the configured strategy.
 
         The first call initializes the module (and fixes ``classes_``,
         ``n_features_in_``); later calls continue from the current weights and
-        optimizer state. If anything raises during the call (invalid input,
-        diverging loss, ``KeyboardInterrupt``), the estimator is restored to its
-        state before the call and the error is re-raised.
+        optimizer state, with the parameters as they are now (each call checks
+        them; see :ref:`the table of settings changed between months
+        <settings_between_months>`). If anything raises during the call
+        (invalid input, diverging loss, ``KeyboardInterrupt``), the estimator is
+        restored to its state before the call and the error is re-raised.
 
         Parameters
         ----------
@@ -354,8 +349,9 @@ class ContinualClassifier(NeuralNetClassifier):
             Every label the stream can contain. Needed on the first call unless
             that month holds every label already; must match ``classes_`` after.
         month : hashable, default=None
-            The month's label, recorded in ``months_`` and passed to the
-            rehearsal buffer. ``None`` uses the running month count.
+            The month's label (a scalar: int, string, date), recorded in
+            ``months_`` and passed to the rehearsal buffer. ``None`` uses the
+            running month count.
         **fit_params
             Passed to the module's forward, as in skorch.
 
@@ -364,96 +360,418 @@ class ContinualClassifier(NeuralNetClassifier):
         self : ContinualClassifier
             Fitted estimator, trained on one more month.
         """
-        return self._atomic(self._partial_fit, X, y, classes, month, fit_params)
+        self._check_params()
+        month = check_month_label(month)
+        X, y = self._validate_month(X, y, reset=not self._stream_started())
+        self._fit_month(X, y, classes, month, fit_params)
+        return self
 
-    def fit(self, X, y, months=None, **fit_params):
-        """Reset, then train on the stream one month at a time, in sorted order.
+    # ==================================================================
+    # The month driver: one month, in the order it happens
+    # ==================================================================
+    def _fit_month(self, X, y, classes, month, fit_params):
+        if len(y) == 0:
+            raise ValueError("the month has no rows; skip empty months")
+        self.classes_ = check_month_classes(y, classes, self.__dict__.get("classes_"))
+        if not self._stream_started():
+            self._start_stream()
+        seed = draw_seed(self.rng_)
+        self._apply_changed_settings(seed)
+        if month is None:
+            month = self.n_months_seen_
+        y_encoded = np.searchsorted(self.classes_, y)
 
-        Equivalent to a fresh estimator's ``partial_fit`` on each distinct month
-        of ``months`` in sorted order, with ``classes`` set to every label in
-        ``y``. This is the entry point of ``GridSearchCV`` and
-        ``cross_validate``, which slice ``months`` per fold through metadata
-        routing.
+        X_month = self._to_device(X)
+        y_month = self._to_device(y_encoded, dtype=torch.long)
+        X_train, y_train = self._training_data(X, y_encoded, X_month, y_month)
+
+        initialize = not self.initialized_ or self.update == "retrain"
+        if initialize:
+            with seeded_global_torch(seed, self.device):
+                self._initialize_month_state()
+        lr = self.lr if initialize or self.finetune_lr is None else self.finetune_lr
+        self._set_lr(lr)
+        # per-batch records of earlier months are dropped (epoch rows stay)
+        # so a long-lived model's history grows by a few numbers per epoch
+        for epoch in self.history_:
+            if epoch.get("batches"):
+                epoch["batches"] = []
+        self._month = {"label": month, "first_epoch": len(self.history_), "batches": 0,
+                       "generator": torch_generator(seed)}
+        try:
+            with self._global_rng_for_training(seed):
+                self.notify("on_train_begin", X=X_train, y=y_train)
+                self._run_epochs(X_train, y_train, epochs=None, **fit_params)
+                if self.finish_epochs:
+                    finish_lr = 0.1 * lr if self.finish_lr is None else self.finish_lr
+                    self._set_lr(finish_lr)
+                    self._run_epochs(X_train, y_train, epochs=self.finish_epochs,
+                                     **fit_params)
+                    self._set_lr(lr)
+                self.notify("on_train_end", X=X_train, y=y_train)
+            self._check_month_trained(len(y_train))
+            self.on_month_end(X_month, y_month, month)
+        finally:
+            self.__dict__.pop("_month", None)
+            self.__dict__.pop("_epoch_source", None)
+
+        self.months_ = [*self.months_, month]
+        self.n_months_seen_ += 1
+        self.n_samples_seen_ += len(y)
+
+    # ------------------------------------------------------------------
+    # 1. checks, every call
+    # ------------------------------------------------------------------
+    def _check_params(self):
+        """Check every parameter and their combinations (at every call)."""
+        check_parameter_constraints(self)
+        # the strategy objects' own constraints, checked before any training
+        for name in ("regularizer", "rehearsal"):
+            strategy = getattr(self, name)
+            if hasattr(strategy, "_parameter_constraints"):
+                validate_parameter_constraints(
+                    strategy._parameter_constraints,
+                    strategy.get_params(deep=False),
+                    caller_name=f"{type(self).__name__}({name}={type(strategy).__name__}(...))",
+                )
+        device = torch.device(self.device) if self.device is not None else None
+        if device is not None and device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                f"device={self.device!r} was requested but CUDA is not available "
+                "on this machine; pass device='cpu'"
+            )
+        if self.update == "retrain" and (self.regularizer is not None
+                                         or self.rehearsal is not None):
+            raise ValueError(
+                "update='retrain' trains from scratch on all past data, so "
+                "regularizer and rehearsal have nothing to do; set them to None "
+                "or use update='finetune'"
+            )
+        if self.max_epochs == 0 and self.finish_epochs == 0:
+            raise ValueError(
+                "max_epochs=0 and finish_epochs=0 would train nothing, and the month "
+                "would still count as trained; set max_epochs >= 1"
+            )
+
+    def _validate_month(self, X, y, reset):
+        y_values = np.asarray(y) if not hasattr(y, "dtype") else y
+        missing = missing_mask(np.asarray(y_values)) if np.ndim(y_values) == 1 else None
+        if missing is not None and missing.any():
+            raise ValueError(
+                f"y has {int(missing.sum())} missing labels (None/NaN), at rows "
+                f"{np.flatnonzero(missing)[:10].tolist()}; drop those rows or label them"
+            )
+        X, y = _validate_input(self, X, y, reset=reset)
+        check_classification_targets(y)
+        return X, y
+
+    def _validate_features(self, X):
+        return _validate_input(self, X, _NO_Y, reset=False)
+
+    # ------------------------------------------------------------------
+    # 2. start of a stream, and settings changed between months
+    # ------------------------------------------------------------------
+    def _stream_started(self):
+        """Whether a stream is under way (the one "first month?" test)."""
+        return "n_months_seen_" in self.__dict__
+
+    def _start_stream(self):
+        """Set up the fitted state of a new stream: counters, seeds, strategy copies."""
+        self.rng_ = make_rng(self.random_state)
+        self.months_ = []
+        self.n_months_seen_ = 0
+        self.n_samples_seen_ = 0
+        self.n_samples_processed_ = 0
+        self.snapshots_ = []
+        self.regularizer_ = None
+        self.rehearsal_ = None
+        if self.update == "retrain":
+            # capacity=None keeps every row and draws nothing; the fixed seed
+            # only spares numpy's global RNG
+            self.past_data_ = RehearsalBuffer(capacity=None, random_state=0)
+
+    def _apply_changed_settings(self, seed):
+        """Bring the fitted strategy copies in line with the parameters as set now.
+
+        Hyper-parameters of ``regularizer`` / ``rehearsal`` carry over into the
+        fitted copies with their state kept; a strategy set to ``None`` is
+        dropped with its state; one set where there was none starts empty; a
+        strategy replaced by another class, a change of ``update`` or of
+        ``keep_snapshots`` mid-stream is refused (``fit`` starts over). A new
+        copy without a ``random_state`` of its own is seeded from the month's
+        ``seed``, so adding a strategy does not shift the other draws.
+        """
+        for offset, name in enumerate(("regularizer", "rehearsal"), start=1):
+            wanted, fitted = getattr(self, name), getattr(self, name + "_")
+            if wanted is None:
+                setattr(self, name + "_", None)
+            elif fitted is None:
+                setattr(self, name + "_", _clone_strategy(wanted, seed + offset))
+            elif type(fitted) is not type(wanted):
+                raise ValueError(
+                    f"{name} was changed from {type(fitted).__name__} to "
+                    f"{type(wanted).__name__} after {self.n_months_seen_} months; the "
+                    f"fitted {type(fitted).__name__}'s state cannot carry over. Set "
+                    f"{name}=None first to drop it, or call fit to start the stream over"
+                )
+            else:
+                params = wanted.get_params(deep=False)
+                params.pop("random_state", None)  # read once, at the stream's start
+                current = fitted.get_params(deep=False)
+                changed = {key: value for key, value in params.items()
+                           if not _same_value(current.get(key), value)}
+                if changed:
+                    fitted.set_params(**changed)
+        retrains = "past_data_" in self.__dict__
+        if self.n_months_seen_ and retrains != (self.update == "retrain"):
+            raise ValueError(
+                f"update={self.update!r} was set after {self.n_months_seen_} months "
+                f"trained with update={'retrain' if retrains else 'finetune'!r}; the "
+                "past rows retraining needs are kept only from the start; call fit "
+                "to start the stream over"
+            )
+        if len(self.snapshots_) != (self.n_months_seen_ if self.keep_snapshots else 0):
+            raise ValueError(
+                f"keep_snapshots={self.keep_snapshots} was set after "
+                f"{self.n_months_seen_} months trained with keep_snapshots="
+                f"{not self.keep_snapshots}, so snapshots_ would not match months_; "
+                "set it back, or call fit to start the stream over"
+            )
+
+    # ------------------------------------------------------------------
+    # 3. the month's data on the device
+    # ------------------------------------------------------------------
+    def _to_device(self, array, dtype=torch.float32):
+        # a copy: the caller's array (possibly read-only, as pandas hands out)
+        # is never shared with training state
+        return torch.tensor(np.asarray(array), dtype=dtype, device=self.device)
+
+    def _training_data(self, X, y_encoded, X_month, y_month):
+        """Return what the month trains on: the month, or every past row (retrain)."""
+        if self.update != "retrain":
+            return X_month, y_month
+        self.past_data_.partial_fit(X, y_encoded)
+        return (self._to_device(self.past_data_.X_),
+                self._to_device(self.past_data_.y_, dtype=torch.long))
+
+    # ------------------------------------------------------------------
+    # 4. initialization (first month, and every month under retrain)
+    # ------------------------------------------------------------------
+    def _initialize_month_state(self):
+        """Create module, criterion, optimizer and callbacks, keeping the history."""
+        # skorch clears history_ in place on initialize; a stream keeps one
+        # history across retrain's re-initializations.
+        history = self.history_ if self.n_months_seen_ else None
+        self.history_ = None
+        self.initialize()
+        if history is not None:
+            self.history_ = history
+
+    def initialize_module(self):
+        """Instantiate ``module_``, filling in ``n_features`` / ``n_classes``.
+
+        A module given as an instance is copied first, so the user's object is
+        never trained and every initialization starts from the same weights.
+
+        Returns
+        -------
+        self : ContinualClassifier
+            The estimator, with a freshly initialized ``module_``.
+        """
+        kwargs = self.get_params_for("module")
+        module = self.module
+        if isinstance(module, torch.nn.Module):
+            module = copy.deepcopy(module)
+        elif isinstance(module, type) and "classes_" in self.__dict__:
+            accepted = inspect.signature(module).parameters
+            if "n_features" in accepted:
+                kwargs.setdefault("n_features", self.n_features_in_)
+            if "n_classes" in accepted:
+                kwargs.setdefault("n_classes", len(self.classes_))
+        self.module_ = self.initialized_instance(module, kwargs)
+        return self
+
+    def _set_lr(self, lr):
+        for group in self.optimizer_.param_groups:
+            group["lr"] = lr
+
+    # ------------------------------------------------------------------
+    # 5. the epochs
+    # ------------------------------------------------------------------
+    def _global_rng_for_training(self, seed):
+        # Dropout can only draw from torch's global generator: seed it for the
+        # month, under the process-wide lock (threads then take turns). A
+        # module that draws nothing trains without the lock, in parallel.
+        if _draws_from_global_rng(self.module_):
+            return seeded_global_torch(seed, self.device)
+        return nullcontext()
+
+    def _run_epochs(self, X, y, epochs, **fit_params):
+        """Run skorch's fit loop; a callback's early stop ends it normally."""
+        try:
+            self.fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt as exc:
+            if not self._stopped_by_callback(exc):
+                raise
+
+    def _stopped_by_callback(self, exc):
+        # skorch's convention, kept by its own partial_fit: a callback stops
+        # training by raising KeyboardInterrupt in on_epoch_end (EarlyStopping).
+        # A real Ctrl-C lands wherever the interpreter is, not on that raise.
+        tb = exc.__traceback__
+        while tb.tb_next is not None:
+            tb = tb.tb_next
+        frame = tb.tb_frame
+        owner = frame.f_locals.get("self")
+        if frame.f_code.co_name != "on_epoch_end":
+            return False
+        if not any(owner is callback for _, callback in getattr(self, "callbacks_", [])):
+            return False
+        line = linecache.getline(frame.f_code.co_filename, tb.tb_lineno).strip()
+        return line.startswith("raise")
+
+    def get_iterator(self, dataset, training=False):
+        """Return the batch iterator; training batches are shuffled by default.
+
+        Training batches are shuffled with the estimator's own generator,
+        seeded per month (when the iterator takes a ``generator``, as
+        ``DeviceBatchIterator`` and ``DataLoader`` do). Safe to override if the
+        signature is kept.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Features of the whole stream.
-        y : array-like of shape (n_samples,)
-            Labels of the whole stream.
-        months : array-like of shape (n_samples,), default=None
-            Month label of each row; any sortable labels (ints, strings,
-            dates). ``None`` trains on everything as a single month.
+        dataset : torch.utils.data.Dataset
+            The data to iterate over.
+        training : bool, default=False
+            Whether to build ``iterator_train`` (shuffled unless
+            ``iterator_train__shuffle`` is set) or ``iterator_valid``.
+
+        Returns
+        -------
+        iterator : iterable
+            An instance of ``iterator_train`` or ``iterator_valid`` over
+            ``dataset``, yielding mini-batches of ``batch_size`` rows (the
+            ``iterator_*__batch_size`` parameter if set; ``-1`` means the
+            whole dataset).
+        """
+        if not training:
+            return super().get_iterator(dataset, training=False)
+        kwargs = self.get_params_for("iterator_train")
+        kwargs.setdefault("batch_size", self.batch_size)
+        if kwargs["batch_size"] == -1:
+            kwargs["batch_size"] = len(dataset)
+        kwargs.setdefault("shuffle", True)
+        month = self.__dict__.get("_month")
+        if kwargs["shuffle"] and month is not None and _accepts(self.iterator_train,
+                                                                "generator"):
+            kwargs.setdefault("generator", month["generator"])
+        return self.iterator_train(dataset, **kwargs)
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """Run one training or validation epoch of skorch's loop.
+
+        skcl changes training epochs only: the epoch iterates over
+        :meth:`get_epoch_dataset` of the training data (the month mixed with
+        replayed rows when a rehearsal buffer is set), the rows of its batches
+        are added to ``n_samples_processed_``, and afterwards a
+        ``FloatingPointError`` is raised if any batch's training loss was not
+        finite (``fit`` / ``partial_fit`` then roll the month back).
+
+        Parameters
+        ----------
+        iterator : iterable or None
+            The batch iterator over the epoch's data; ``None`` skips the epoch.
+        training : bool
+            Whether this is a training epoch (module in train mode) or a
+            validation one.
+        prefix : str
+            Prefix of the history keys, ``"train"`` or ``"valid"``.
+        step_fn : callable
+            Called on each batch (skorch's ``train_step`` or
+            ``validation_step``).
+        **fit_params
+            Passed to ``step_fn``.
+        """
+        if training and iterator is not None:
+            epoch_dataset = self.get_epoch_dataset(iterator.dataset)
+            if epoch_dataset is not iterator.dataset:
+                iterator = self.get_iterator(epoch_dataset, training=True)
+        super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        if training and iterator is not None:
+            self._count_epoch_batches(prefix)
+
+    def get_epoch_dataset(self, dataset):
+        """Return the dataset one training epoch iterates over.
+
+        The one place where a data-level strategy enters: with a rehearsal buffer
+        holding past data, the month (``dataset``) is mixed with a fresh replay
+        draw through ``rehearsal_.fit_resample``. Safe to override if the
+        signature is kept.
+
+        Parameters
+        ----------
+        dataset : torch.utils.data.Dataset
+            The month's training part, as built by skorch.
+
+        Returns
+        -------
+        dataset : torch.utils.data.Dataset
+            ``dataset`` itself without a rehearsal buffer or while it is empty;
+            otherwise a new dataset on ``device`` holding
+            ``rehearsal_.fit_resample`` of the month: its rows mixed with rows
+            replayed from the buffer (labels encoded).
+        """
+        rehearsal = getattr(self, "rehearsal_", None)
+        if rehearsal is None or not _is_fitted(rehearsal):
+            return dataset
+        cached = self.__dict__.get("_epoch_source")
+        if cached is not None and cached[0] is dataset:
+            X_new, y_new = cached[1:]
+        else:
+            tensors = dataset_tensors(dataset)
+            if tensors is None:
+                raise TypeError(
+                    "rehearsal needs in-memory training data, but skorch built a "
+                    f"{type(dataset).__name__}; pass numpy arrays or DataFrames"
+                )
+            X_new, y_new = (t.cpu().numpy() for t in tensors)
+            # one host copy of the month for all its epochs (dropped at month end)
+            self.__dict__["_epoch_source"] = (dataset, X_new, y_new)
+        X_mix, y_mix = rehearsal.fit_resample(X_new, y_new)
+        return Dataset(self._to_device(X_mix), self._to_device(y_mix, dtype=torch.long))
+
+    # ------------------------------------------------------------------
+    # 6. one training step, and its loss
+    # ------------------------------------------------------------------
+    def train_step_single(self, batch, **fit_params):
+        """Compute the prediction, loss and gradients of one training batch.
+
+        skorch's step (forward, :meth:`get_loss`, ``backward()``), followed,
+        when the regularizer has the fast hook ``add_penalty_grad``, by
+        ``regularizer_.add_penalty_grad(module_)``: the penalty's gradient is
+        added into the parameters' ``.grad`` and its value to the returned
+        loss. Callbacks' ``on_grad_computed`` (e.g. gradient clipping) run
+        afterwards and see the full gradient.
+
+        Parameters
+        ----------
+        batch : tuple
+            One batch of the training iterator, ``(X, y)``.
         **fit_params
             Passed to the module's forward, as in skorch.
 
         Returns
         -------
-        self : ContinualClassifier
-            Fitted estimator, trained on every month of the stream.
+        step : dict
+            ``{"loss": loss, "y_pred": y_pred}``: the training loss (penalty
+            included) and the module's output.
         """
-        return self._atomic(self._fit, X, y, months, fit_params)
+        step = super().train_step_single(batch, **fit_params)
+        add_penalty_grad = getattr(getattr(self, "regularizer_", None), "add_penalty_grad", None)
+        if add_penalty_grad is not None:
+            step["loss"] = step["loss"] + add_penalty_grad(self.module_)
+        return step
 
-    # ------------------------------------------------------------------
-    # prediction
-    # ------------------------------------------------------------------
-    def predict_proba(self, X):
-        """Return class probabilities, columns ordered as ``classes_``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            The rows to predict (numpy array or DataFrame), with the features
-            seen at the first month.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Probability of each class for each row: the module's output after
-            skorch's ``predict_nonlinearity`` (a softmax over the logits with
-            the default ``CrossEntropyLoss``).
-        """
-        self.check_is_fitted()
-        if isinstance(X, torch.utils.data.Dataset):
-            # skorch callbacks score on the validation Dataset (encoded labels)
-            return NeuralNet.predict_proba(self, X)
-        X = self._validate_features(X, reset=False)
-        return NeuralNet.predict_proba(self, self._to_device(X))
-
-    def predict(self, X):
-        """Return the most probable label of each row, from ``classes_``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            The rows to predict (numpy array or DataFrame), with the features
-            seen at the first month.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-            The label of ``classes_`` with the highest probability.
-        """
-        proba = self.predict_proba(X)
-        return self.classes_[np.argmax(proba, axis=1)]
-
-    def check_is_fitted(self, attributes=None, *args, **kwargs):
-        """Raise ``NotInitializedError`` (a ``NotFittedError``) before the first fit.
-
-        Parameters
-        ----------
-        attributes : list of str or None, default=None
-            Attributes a fitted estimator has; ``None`` checks ``module_`` and
-            ``classes_``.
-        *args, **kwargs
-            Passed on to skorch's ``check_is_fitted`` (``msg``,
-            ``all_or_any``, as in ``sklearn.utils.validation.check_is_fitted``).
-        """
-        super().check_is_fitted(attributes or ["module_", "classes_"], *args, **kwargs)
-
-    # ------------------------------------------------------------------
-    # extension points
-    # ------------------------------------------------------------------
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Return the criterion's loss, plus the regularizer's penalty when training.
 
@@ -493,75 +811,39 @@ class ContinualClassifier(NeuralNetClassifier):
             loss = loss + regularizer.penalty(self.module_)
         return loss
 
-    def train_step_single(self, batch, **fit_params):
-        """Compute the prediction, loss and gradients of one training batch.
-
-        skorch's step (forward, :meth:`get_loss`, ``backward()``), followed,
-        when the regularizer has the fast hook ``add_penalty_grad``, by
-        ``regularizer_.add_penalty_grad(module_)``: the penalty's gradient is
-        added into the parameters' ``.grad`` and its value to the returned
-        loss. Callbacks' ``on_grad_computed`` (e.g. gradient clipping) run
-        afterwards and see the full gradient.
-
-        Parameters
-        ----------
-        batch : tuple
-            One batch of the training iterator, ``(X, y)``.
-        **fit_params
-            Passed to the module's forward, as in skorch.
-
-        Returns
-        -------
-        step : dict
-            ``{"loss": loss, "y_pred": y_pred}``: the training loss (penalty
-            included) and the module's output.
-        """
-        step = super().train_step_single(batch, **fit_params)
-        add_penalty_grad = getattr(getattr(self, "regularizer_", None), "add_penalty_grad", None)
-        if add_penalty_grad is not None:
-            step["loss"] = step["loss"] + add_penalty_grad(self.module_)
-        return step
-
-    def get_epoch_dataset(self, dataset):
-        """Return the dataset one training epoch iterates over.
-
-        The one place where a data-level strategy enters: with a rehearsal buffer
-        holding past data, the month (``dataset``) is mixed with a fresh replay
-        draw through ``rehearsal_.fit_resample``. Safe to override if the
-        signature is kept.
-
-        Parameters
-        ----------
-        dataset : torch.utils.data.Dataset
-            The month's training part, as built by skorch.
-
-        Returns
-        -------
-        dataset : torch.utils.data.Dataset
-            ``dataset`` itself without a rehearsal buffer or at the first month;
-            otherwise a new dataset on ``device`` holding
-            ``rehearsal_.fit_resample`` of the month: its rows mixed with rows
-            replayed from the buffer (labels encoded).
-        """
-        rehearsal = getattr(self, "rehearsal_", None)
-        if rehearsal is None or self.n_months_seen_ == 0:
-            return dataset
-        cached = self.__dict__.get("_epoch_source")
-        if cached is not None and cached[0] is dataset:
-            X_new, y_new = cached[1:]
-        else:
-            tensors = dataset_tensors(dataset)
-            if tensors is None:
-                raise TypeError(
-                    "rehearsal needs in-memory training data, but skorch built a "
-                    f"{type(dataset).__name__}; pass numpy arrays or DataFrames"
+    def _count_epoch_batches(self, prefix):
+        # Once per epoch, on the numbers skorch recorded for each batch: rows
+        # actually trained on (a drop_last remainder is not) and the loss
+        # check (a torch.isfinite per step would add a kernel launch and a
+        # device sync to every step; a diverged month is rolled back whole).
+        month = self.__dict__["_month"]
+        batches = self.history[-1]["batches"]
+        for batch in batches:
+            loss = batch.get(prefix + "_loss")
+            if loss is not None and not np.isfinite(loss):
+                epoch = len(self.history) - month["first_epoch"]
+                raise FloatingPointError(
+                    f"training loss became {loss} in month {month['label']!r} (epoch "
+                    f"{epoch} of that month); the model diverged and the month was "
+                    "rolled back: lower lr/finetune_lr, scale the features, or lower "
+                    "the regularizer's lam"
                 )
-            X_new, y_new = (t.cpu().numpy() for t in tensors)
-            # one host copy of the month for all its epochs (dropped at month end)
-            self.__dict__["_epoch_source"] = (dataset, X_new, y_new)
-        X_mix, y_mix = rehearsal.fit_resample(X_new, y_new)
-        return Dataset(self._to_device(X_mix), self._to_device(y_mix, dtype=torch.long))
+        month["batches"] += len(batches)
+        self.n_samples_processed_ += sum(batch.get(prefix + "_batch_size", 0)
+                                         for batch in batches)
 
+    def _check_month_trained(self, n_rows):
+        if self.__dict__["_month"]["batches"] == 0:
+            raise ValueError(
+                f"the month trained on no batch: its {n_rows} training rows make no "
+                f"full batch of batch_size={self.batch_size} with "
+                "iterator_train__drop_last=True; lower batch_size or keep the last "
+                "batch"
+            )
+
+    # ------------------------------------------------------------------
+    # 7. end of the month
+    # ------------------------------------------------------------------
     def on_month_end(self, X, y, month):
         """Update every strategy's state after a month has been trained on.
 
@@ -583,9 +865,49 @@ class ContinualClassifier(NeuralNetClassifier):
         if self.rehearsal_ is not None:
             self.rehearsal_.partial_fit(X.cpu().numpy(), y.cpu().numpy(), month=month)
         if self.keep_snapshots:
-            self.snapshots_.append(
-                {k: v.detach().to("cpu", copy=True) for k, v in self.module_.state_dict().items()}
-            )
+            self.snapshots_ = [*self.snapshots_, {
+                k: v.detach().to("cpu", copy=True) for k, v in self.module_.state_dict().items()
+            }]
+
+    # ==================================================================
+    # Inference
+    # ==================================================================
+    def predict_proba(self, X):
+        """Return class probabilities, columns ordered as ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The rows to predict (numpy array or DataFrame), with the features
+            seen at the first month.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probability of each class for each row: the module's output after
+            skorch's ``predict_nonlinearity`` (a softmax over the logits with
+            the default ``CrossEntropyLoss``).
+        """
+        self.check_is_fitted()
+        if isinstance(X, torch.utils.data.Dataset):
+            # skorch callbacks score on the validation Dataset (encoded labels)
+            return NeuralNet.predict_proba(self, X)
+        X = self._validate_features(X)
+        return NeuralNet.predict_proba(self, self._to_device(X))
+
+    def check_is_fitted(self, attributes=None, *args, **kwargs):
+        """Raise ``NotInitializedError`` (a ``NotFittedError``) before the first fit.
+
+        Parameters
+        ----------
+        attributes : list of str or None, default=None
+            Attributes a fitted estimator has; ``None`` checks ``module_`` and
+            ``classes_``.
+        *args, **kwargs
+            Passed on to skorch's ``check_is_fitted`` (``msg``,
+            ``all_or_any``, as in ``sklearn.utils.validation.check_is_fitted``).
+        """
+        super().check_is_fitted(attributes or ["module_", "classes_"], *args, **kwargs)
 
     def get_snapshot_estimator(self, index):
         """Return a copy of this estimator holding the weights kept after a month.
@@ -615,135 +937,6 @@ class ContinualClassifier(NeuralNetClassifier):
         estimator.module_.load_state_dict(snapshots[index])
         return estimator
 
-    def save_weights(self, f):
-        """Save what prediction needs in a file that loads without running code.
-
-        ``joblib`` / ``pickle`` files can execute arbitrary code when loaded:
-        share them only between parties that trust each other. This file holds
-        only tensors and plain Python values (the module's ``state_dict``,
-        ``classes_``, ``n_features_in_`` and ``feature_names_in_``), written by
-        ``torch.save`` and read back by :meth:`load_weights` with
-        ``torch.load(weights_only=True)``, which refuses anything else.
-        Strategy state (importances, replay memory, optimizer) is not included:
-        use joblib to resume training exactly.
-
-        Parameters
-        ----------
-        f : str, path-like or file-like
-            Where to write.
-        """
-        self.check_is_fitted()
-        feature_names = getattr(self, "feature_names_in_", None)
-        payload = {
-            "format": _WEIGHTS_FORMAT,
-            "module_state": {k: v.detach().to("cpu") for k, v in self.module_.state_dict().items()},
-            "classes": self.classes_.tolist(),
-            "n_features_in": int(self.n_features_in_),
-            "feature_names_in": None if feature_names is None else feature_names.tolist(),
-        }
-        torch.save(payload, f)
-
-    def load_weights(self, f):
-        """Load a file written by :meth:`save_weights` into a fresh estimator.
-
-        Builds the module from this estimator's parameters (which must match
-        those of the saved one), loads the weights on ``device``, and leaves the
-        estimator ready to predict or to fine-tune on further months (the
-        strategies start empty). Only tensors and plain values are unpickled.
-
-        Parameters
-        ----------
-        f : str, path-like or file-like
-            What to read.
-
-        Returns
-        -------
-        self : ContinualClassifier
-            The estimator, holding the saved weights and classes, ready to
-            predict or to train on further months.
-        """
-        try:
-            with warnings.catch_warnings():
-                # torch warns about the protocol of any non-torch pickle it refuses
-                warnings.simplefilter("ignore", UserWarning)
-                payload = torch.load(f, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            raise ValueError(
-                f"{f!r} holds objects other than tensors and plain values, so it was "
-                "not loaded (it is not a file written by save_weights); load a joblib "
-                "file with joblib.load, and only if you trust its source"
-            ) from exc
-        if not isinstance(payload, dict) or payload.get("format") != _WEIGHTS_FORMAT:
-            raise ValueError(
-                f"{f!r} is not a weights file written by ContinualClassifier.save_weights "
-                f"(expected format {_WEIGHTS_FORMAT!r}); load joblib files with joblib.load"
-            )
-        check_parameter_constraints(self)
-        self._check_cross_params()
-        self._reset()
-        self.classes_ = np.asarray(payload["classes"])
-        self.n_features_in_ = payload["n_features_in"]
-        if payload["feature_names_in"] is not None:
-            self.feature_names_in_ = np.asarray(payload["feature_names_in"], dtype=object)
-        seed = check_random_state(self.random_state).randint(_SEED_HIGH)
-        self.rng_ = np.random.default_rng(seed)
-        self.months_, self.n_months_seen_, self.n_samples_seen_, self.snapshots_ = [], 0, 0, []
-        self.n_samples_processed_ = 0
-        with self._seeded(int(self.rng_.integers(_SEED_HIGH))):
-            self._initialize_month_state()
-        self.module_.load_state_dict(payload["module_state"])
-        return self
-
-    def initialize_module(self):
-        """Instantiate ``module_``, filling in ``n_features`` / ``n_classes``.
-
-        Returns
-        -------
-        self : ContinualClassifier
-            The estimator, with a freshly initialized ``module_``.
-        """
-        kwargs = self.get_params_for("module")
-        if isinstance(self.module, type) and "classes_" in self.__dict__:
-            accepted = inspect.signature(self.module).parameters
-            if "n_features" in accepted:
-                kwargs.setdefault("n_features", self.n_features_in_)
-            if "n_classes" in accepted:
-                kwargs.setdefault("n_classes", len(self.classes_))
-        self.module_ = self.initialized_instance(self.module, kwargs)
-        return self
-
-    def get_iterator(self, dataset, training=False):
-        """Return the batch iterator; training batches are shuffled by default.
-
-        Safe to override if the signature is kept.
-
-        Parameters
-        ----------
-        dataset : torch.utils.data.Dataset
-            The data to iterate over.
-        training : bool, default=False
-            Whether to build ``iterator_train`` (shuffled unless
-            ``iterator_train__shuffle`` is set) or ``iterator_valid``.
-
-        Returns
-        -------
-        iterator : iterable
-            An instance of ``iterator_train`` or ``iterator_valid`` over
-            ``dataset``, yielding mini-batches of ``batch_size`` rows (the
-            ``iterator_*__batch_size`` parameter if set; ``-1`` means the
-            whole dataset).
-        """
-        if training and "iterator_train__shuffle" not in self.__dict__:
-            kwargs = self.get_params_for("iterator_train")
-            kwargs.setdefault("batch_size", self.batch_size)
-            if kwargs["batch_size"] == -1:
-                kwargs["batch_size"] = len(dataset)
-            return self.iterator_train(dataset, shuffle=True, **kwargs)
-        return super().get_iterator(dataset, training=training)
-
-    # ------------------------------------------------------------------
-    # skorch hooks
-    # ------------------------------------------------------------------
     @property
     def _default_callbacks(self):
         # skorch's valid_acc compares ``predict`` (labels from ``classes_``)
@@ -770,259 +963,461 @@ class ContinualClassifier(NeuralNetClassifier):
         y : torch.Tensor of shape (n_samples,)
             Their encoded labels (indices into ``classes_``).
         """
-        pass
 
-    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
-        """Run one training or validation epoch of skorch's loop.
+    # ==================================================================
+    # Parameters and scikit-learn plumbing
+    # ==================================================================
+    @property
+    def classes_(self):
+        """Class labels, fixed at the first month (raises before it)."""
+        try:
+            return self.__dict__["classes_"]
+        except KeyError:
+            raise AttributeError(
+                f"{type(self).__name__} has no attribute 'classes_' before its "
+                "first fit or partial_fit"
+            ) from None
 
-        skcl changes training epochs only: the epoch iterates over
-        :meth:`get_epoch_dataset` of the training data (the month mixed with
-        replayed rows when a rehearsal buffer is set), its rows are added to
-        ``n_samples_processed_``, and afterwards a ``FloatingPointError`` is
-        raised if any batch's training loss was not finite (``fit`` /
-        ``partial_fit`` then roll the month back).
+    @classes_.setter
+    def classes_(self, value):
+        self.__dict__["classes_"] = value
+
+    @classes_.deleter
+    def classes_(self):
+        self.__dict__.pop("classes_", None)
+
+    def _get_param_names(self):
+        # skorch lists every attribute not ending in "_" as a parameter; private
+        # bookkeeping (``_params_to_validate`` ...) is not one.
+        return [name for name in super()._get_param_names() if not name.startswith("_")]
+
+    def set_params(self, **params):
+        """Set parameters, routing ``regularizer__*`` / ``rehearsal__*`` to the objects.
+
+        skorch's own ``set_params`` does not forward nested keys of plain
+        sklearn-style objects, so they are applied here first. On a trained
+        estimator, parameters that rebuild the network (``module``,
+        ``module__*``, ``criterion``, ``criterion__*``) are refused: they would
+        start it from random weights while its months stay counted; ``fit``
+        starts a stream over with them. Other settings apply from the next
+        ``partial_fit`` (see :ref:`settings_between_months`).
 
         Parameters
         ----------
-        iterator : iterable or None
-            The batch iterator over the epoch's data; ``None`` skips the epoch.
-        training : bool
-            Whether this is a training epoch (module in train mode) or a
-            validation one.
-        prefix : str
-            Prefix of the history keys, ``"train"`` or ``"valid"``.
-        step_fn : callable
-            Called on each batch (skorch's ``train_step`` or
-            ``validation_step``).
-        **fit_params
-            Passed to ``step_fn``.
+        **params
+            Estimator parameters as ``name=value``. Keys
+            ``regularizer__<param>`` and ``rehearsal__<param>`` are set on the
+            ``regularizer`` / ``rehearsal`` object (which must not be ``None``);
+            any other key is handled by skorch (``lr``,
+            ``optimizer__weight_decay``, ...), except ``callbacks`` before the
+            estimator is initialized, which is stored as given.
+
+        Returns
+        -------
+        self : ContinualClassifier
+            The estimator, with the parameters set.
         """
-        if training and iterator is not None:
-            epoch_dataset = self.get_epoch_dataset(iterator.dataset)
-            if epoch_dataset is not iterator.dataset:
-                iterator = self.get_iterator(epoch_dataset, training=True)
-            self.n_samples_processed_ += len(epoch_dataset)
-        super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
-        if training and iterator is not None:
-            self._check_epoch_losses(prefix)
-
-    def _check_epoch_losses(self, prefix):
-        # Once per epoch, on the floats skorch recorded for each batch: a
-        # torch.isfinite per step would add a kernel launch and a device sync to
-        # every training step. A diverged month is rolled back whole anyway.
-        key = prefix + "_loss"
-        for batch in self.history[-1]["batches"]:
-            if key in batch and not np.isfinite(batch[key]):
-                raise FloatingPointError(
-                    f"training loss became {batch[key]} in month "
-                    f"{self.n_months_seen_ + 1} (epoch {len(self.history)}); the model "
-                    "diverged and the month was rolled back: lower lr/finetune_lr, "
-                    "scale the features, or lower the regularizer's lam"
+        if self.__sklearn_is_fitted__():
+            rebuilding = sorted(key for key in params
+                                if key.partition("__")[0] in _ARCHITECTURE_PARAMS)
+            if rebuilding:
+                raise ValueError(
+                    f"cannot set {rebuilding} on a trained {type(self).__name__}: it "
+                    "would rebuild the network with random weights while its "
+                    f"{self.n_months_seen_} months stay counted. Call fit to start "
+                    "the stream over with them, or sklearn.base.clone(estimator)"
+                    ".set_params(...) for a fresh estimator"
                 )
-
-    # ------------------------------------------------------------------
-    # internals
-    # ------------------------------------------------------------------
-    def _atomic(self, method, *args):
-        # The previous state is copied whole so that any failure, including
-        # KeyboardInterrupt or a CUDA out-of-memory error, leaves the estimator
-        # exactly as it was. Cost: one copy of the weights, optimizer state and
-        # strategy state per call.
-        backup = copy.deepcopy(self.__dict__)
-        try:
-            return method(*args)
-        except BaseException as exc:
-            self.__dict__.clear()
-            self.__dict__.update(backup)
-            if hasattr(exc, "add_note"):
-                exc.add_note(
-                    f"{type(self).__name__}.{method.__name__.lstrip('_')} was rolled "
-                    "back: the estimator is exactly as it was before the call"
+        nested = {}
+        for key in list(params):
+            name, sep, sub_key = key.partition("__")
+            if sep and name in ("regularizer", "rehearsal"):
+                nested.setdefault(name, {})[sub_key] = params.pop(key)
+        for name, sub_params in nested.items():
+            if params.get(name, getattr(self, name)) is None:
+                raise ValueError(
+                    f"cannot set {sorted(name + '__' + k for k in sub_params)}: "
+                    f"{name} is None; set {name}=... first"
                 )
-            raise
-
-    def _fit(self, X, y, months, fit_params):
-        check_parameter_constraints(self)
-        self._check_cross_params()
-        self._reset()
-        X, y = self._validate_month(X, y, reset=True)
-        if months is None:
-            months = np.zeros(len(y), dtype=int)
-        months, month_order = check_months(months, len(y))
-        classes = np.unique(y)
-        for month in month_order:
-            rows = months == month
-            self._fit_month(X[rows], y[rows], classes, month, fit_params)
+        if "callbacks" in params and not getattr(self, "initialized_", False):
+            # stored verbatim until fit, as sklearn expects (skorch would
+            # initialize the callbacks here and fail on invalid values early)
+            self.__dict__["callbacks"] = params.pop("callbacks")
+        if params:
+            super().set_params(**params)
+        for name, sub_params in nested.items():
+            getattr(self, name).set_params(**sub_params)
         return self
 
-    def _partial_fit(self, X, y, classes, month, fit_params):
-        first_call = "classes_" not in self.__dict__
-        if first_call:
-            check_parameter_constraints(self)
-            self._check_cross_params()
-        X, y = self._validate_month(X, y, reset=first_call)
-        self._fit_month(X, y, classes, month, fit_params)
-        return self
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        tags.input_tags.allow_nan = False
+        tags.classifier_tags.multi_class = True
+        return tags
 
-    def _validate_month(self, X, y, reset):
-        with _explained_input_errors():
-            X, y = validate_data(self, X, y, reset=reset, dtype=[np.float32, np.float64])
-        check_classification_targets(y)
-        return X, y
-
-    def _validate_features(self, X, reset):
-        with _explained_input_errors():
-            return validate_data(self, X, reset=reset, dtype=[np.float32, np.float64])
-
-    def _check_cross_params(self):
-        # the strategy objects' own constraints, checked before any training
-        for name in ("regularizer", "rehearsal"):
-            strategy = getattr(self, name)
-            if hasattr(strategy, "_parameter_constraints"):
-                validate_parameter_constraints(
-                    strategy._parameter_constraints,
-                    strategy.get_params(deep=False),
-                    caller_name=f"{type(self).__name__}({name}={type(strategy).__name__}(...))",
-                )
-        device = torch.device(self.device) if self.device is not None else None
-        if device is not None and device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
-                f"device={self.device!r} was requested but CUDA is not available "
-                "on this machine; pass device='cpu'"
-            )
-        if self.update == "retrain" and (self.regularizer is not None
-                                           or self.rehearsal is not None):
-            raise ValueError(
-                "update='retrain' trains from scratch on all past data, so "
-                "regularizer and rehearsal have nothing to do; set them to None "
-                "or use update='finetune'"
-            )
-
-    def _fit_month(self, X, y, classes, month, fit_params):
-        if len(y) == 0:
-            raise ValueError("the month has no rows; skip empty months")
-        self.classes_ = check_month_classes(y, classes, self.__dict__.get("classes_"))
-        y_encoded = np.searchsorted(self.classes_, y)
-        first_month = not getattr(self, "initialized_", False) or "rng_" not in self.__dict__
-        if first_month:
-            seed = check_random_state(self.random_state).randint(_SEED_HIGH)
-            self.rng_ = np.random.default_rng(seed)
-            self.months_ = []
-            self.n_months_seen_ = 0
-            self.n_samples_seen_ = 0
-            self.n_samples_processed_ = 0
-            self.snapshots_ = []
-        if month is None:
-            month = self.n_months_seen_
-        month_seed = int(self.rng_.integers(_SEED_HIGH))
-
-        X_month = self._to_device(X)
-        y_month = self._to_device(y_encoded, dtype=torch.long)
-        if self.update == "retrain":
-            X_train, y_train = self._remember_for_retrain(X, y_encoded)
-        else:
-            X_train, y_train = X_month, y_month
-
-        with self._seeded(month_seed):
-            if first_month or self.update == "retrain":
-                self._initialize_month_state()
-                lr = self.lr
-            else:
-                lr = self.lr if self.finetune_lr is None else self.finetune_lr
-            for group in self.optimizer_.param_groups:
-                group["lr"] = lr
-            # per-batch records of earlier months are dropped (epoch rows stay)
-            # so a long-lived model's history grows by a few numbers per epoch
-            for epoch in self.history_:
-                epoch["batches"] = []
-            self.notify("on_train_begin", X=X_train, y=y_train)
-            self.fit_loop(X_train, y_train, **fit_params)
-            if self.finish_epochs:
-                finish_lr = 0.1 * lr if self.finish_lr is None else self.finish_lr
-                for group in self.optimizer_.param_groups:
-                    group["lr"] = finish_lr
-                self.fit_loop(X_train, y_train, epochs=self.finish_epochs, **fit_params)
-                for group in self.optimizer_.param_groups:
-                    group["lr"] = lr
-            self.__dict__.pop("_epoch_source", None)
-            self.notify("on_train_end", X=X_train, y=y_train)
-            self.on_month_end(X_month, y_month, month)
-
-        self.months_.append(month)
-        self.n_months_seen_ += 1
-        self.n_samples_seen_ += len(y)
-
-    def _initialize_month_state(self):
-        """Create module, optimizer and (at the first month) the strategy copies."""
-        first_month = "regularizer_" not in self.__dict__
-        # skorch clears history_ in place on initialize; retrain keeps one
-        # history across its re-initializations, so hand it a fresh slot.
-        history = None if first_month else self.history_
-        self.history_ = None
-        self.initialize()
-        if history is not None:
-            self.history_ = history
-        if first_month:
-            self.regularizer_ = None if self.regularizer is None else clone(self.regularizer)
-            self.rehearsal_ = None if self.rehearsal is None else clone(self.rehearsal)
-            if self.rehearsal_ is not None and "random_state" in self.rehearsal_.get_params():
-                if self.rehearsal_.random_state is None:
-                    self.rehearsal_.set_params(
-                        random_state=int(self.rng_.integers(_SEED_HIGH)))
-
-    def _remember_for_retrain(self, X, y_encoded):
-        # every past row, in an unbounded RehearsalBuffer: one copy on the host
-        from .rehearsal import RehearsalBuffer
-
-        if "past_data_" not in self.__dict__:
-            # capacity=None keeps every row and draws nothing; the fixed seed
-            # only spares numpy's global RNG
-            self.past_data_ = RehearsalBuffer(capacity=None, random_state=0)
-        self.past_data_.partial_fit(X, y_encoded)
-        return (self._to_device(self.past_data_.X_),
-                self._to_device(self.past_data_.y_, dtype=torch.long))
+    def __sklearn_is_fitted__(self):
+        return "classes_" in self.__dict__ and getattr(self, "initialized_", False)
 
     def _reset(self):
         """Forget every fitted attribute, as a fresh ``fit`` must."""
-        # pop from __dict__: skorch's __delattr__ would also unregister the
-        # component names it needs to initialize again.
-        keep = {"initialized_", "virtual_params_", "history_", "init_context_",
-                "prefixes_", "cuda_dependent_attributes_"}
-        for name in [k for k in self.__dict__ if k.endswith("_") and not k.startswith("_")]:
-            if name not in keep:
-                self.__dict__.pop(name)
+        reset_fitted_attributes(self, keep=_SKORCH_STATE)
         self.initialized_ = False
+        self.history_ = None
 
-    def _to_device(self, array, dtype=torch.float32):
-        # a copy: the caller's array (possibly read-only, as pandas hands out)
-        # is never shared with training state
-        return torch.tensor(np.asarray(array), dtype=dtype, device=self.device)
+    # ==================================================================
+    # Rollback: what a call can change, recorded before it
+    # ==================================================================
+    def _save_state(self):
+        """Record what a call can change; return the function that restores it.
 
-    def _seeded(self, seed):
-        device = torch.device(self.device) if self.device is not None else torch.device("cpu")
-        devices = []
-        if device.type == "cuda":
-            devices = [torch.cuda.current_device() if device.index is None else device.index]
-        return _SeededRNG(seed, devices)
+        Fitted attributes are recorded by reference: the call replaces them
+        (lists are rebuilt, never appended to). Objects trained in place are
+        copied: the module's and criterion's tensors and the optimizer's state
+        (one copy of the weights and of Adam's moments, on their device), the
+        callbacks, and the strategies' own state through their ``_save_state``
+        (the built-in buffer records its size and truncates on failure;
+        regularizers replace their fitted tensors, so a reference suffices).
+        The history records its length. What the call only reads (past months'
+        importances, snapshots, the past rows) is shared, not copied.
+        """
+        state = dict(self.__dict__)
+        restores = []
+        if getattr(self, "initialized_", False):
+            for name in ("module_", "criterion_"):
+                component = self.__dict__.get(name)
+                if isinstance(component, torch.nn.Module):
+                    restores.append(_save_module(component))
+            optimizer = self.__dict__.get("optimizer_")
+            if optimizer is not None:
+                saved = copy.deepcopy(optimizer.state_dict())
+                restores.append(lambda: optimizer.load_state_dict(saved))
+            callbacks = self.__dict__.get("callbacks_")
+            if callbacks is not None:
+                saved_callbacks = [(name, _copy_attributes(cb)) for name, cb in callbacks]
 
+                def restore_callbacks():
+                    for (_, callback), (_, attributes) in zip(callbacks, saved_callbacks):
+                        callback.__dict__.clear()
+                        callback.__dict__.update(attributes)
 
-@contextlib.contextmanager
-def _explained_input_errors():
-    """Add the fix to scikit-learn's input errors that only state the problem."""
-    try:
-        yield
-    except ValueError as exc:
-        message = str(exc)
-        if message.startswith("could not convert"):
+                restores.append(restore_callbacks)
+        history = self.__dict__.get("history_")
+        if history is not None:
+            n_epochs = len(history)
+            batches = [row.get("batches") for row in history]
+
+            def restore_history():
+                del history[n_epochs:]
+                for row, rows_batches in zip(history, batches):
+                    if rows_batches is not None:
+                        row["batches"] = rows_batches
+
+            restores.append(restore_history)
+        for name in ("regularizer_", "rehearsal_", "past_data_"):
+            strategy = self.__dict__.get(name)
+            if strategy is not None:
+                restores.append(_save_strategy(strategy))
+        rng = self.__dict__.get("rng_")
+        if rng is not None:
+            state["rng_"] = copy.deepcopy(rng)
+
+        def restore():
+            self.__dict__.clear()
+            self.__dict__.update(state)
+            for restore_part in restores:
+                restore_part()
+
+        return restore
+
+    # ==================================================================
+    # Persistence
+    # ==================================================================
+    def save_weights(self, f):
+        """Save what prediction needs in a file that loads without running code.
+
+        ``joblib`` / ``pickle`` files can execute arbitrary code when loaded:
+        share them only between parties that trust each other. This file holds
+        only tensors and plain Python values (the module's ``state_dict``,
+        ``classes_``, ``n_features_in_`` and ``feature_names_in_``), written by
+        ``torch.save`` and read back by :meth:`load_weights` with
+        ``torch.load(weights_only=True)``, which refuses anything else.
+        Strategy state (importances, replay memory, optimizer) is not included:
+        use joblib to resume training exactly.
+
+        Writing is atomic: a path is written to a temporary file in the same
+        directory, flushed to disk and then renamed over the target, so a
+        failed or interrupted write leaves any previous file byte for byte as
+        it was. A file-like object receives the whole payload in one write.
+
+        Parameters
+        ----------
+        f : str, path-like or file-like
+            Where to write.
+        """
+        self.check_is_fitted()
+        feature_names = getattr(self, "feature_names_in_", None)
+        payload = {
+            "format": _WEIGHTS_FORMAT,
+            "module_state": {k: v.detach().to("cpu") for k, v in self.module_.state_dict().items()},
+            "classes": self.classes_.tolist(),
+            "n_features_in": int(self.n_features_in_),
+            "feature_names_in": None if feature_names is None else feature_names.tolist(),
+        }
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        if hasattr(f, "write"):
+            f.write(buffer.getvalue())
+            return
+        _write_atomically(os.fspath(f), buffer.getvalue())
+
+    @atomic
+    def load_weights(self, f):
+        """Load a file written by :meth:`save_weights` into a fresh estimator.
+
+        Builds the module from this estimator's parameters (which must match
+        those of the saved one), loads the weights on ``device``, and leaves the
+        estimator ready to predict or to fine-tune on further months (the
+        strategies start empty). Only tensors and plain values are unpickled.
+        The file is read and checked completely (format, classes, features,
+        every tensor's name and shape against the module these parameters
+        build, without allocating it) before the estimator changes; a file
+        that does not match is refused and the estimator is left as it was.
+
+        Parameters
+        ----------
+        f : str, path-like or file-like
+            What to read.
+
+        Returns
+        -------
+        self : ContinualClassifier
+            The estimator, holding the saved weights and classes, ready to
+            predict or to train on further months.
+        """
+        payload = _read_weights(f)
+        self._check_params()
+        self._check_weights_match(payload, f)
+        self._reset()
+        self.classes_ = np.asarray(payload["classes"])
+        self.n_features_in_ = payload["n_features_in"]
+        if payload["feature_names_in"] is not None:
+            self.feature_names_in_ = np.asarray(payload["feature_names_in"], dtype=object)
+        self._start_stream()
+        with seeded_global_torch(draw_seed(self.rng_), self.device):
+            self._initialize_month_state()
+        self.module_.load_state_dict(payload["module_state"])
+        return self
+
+    def _check_weights_match(self, payload, f):
+        """Refuse a payload whose tensors this estimator's module cannot hold.
+
+        The module is built on the ``meta`` device: shapes without memory, so
+        a file claiming millions of features costs nothing to refuse.
+        """
+        probe = type(self).__new__(type(self))
+        probe.__dict__.update({k: v for k, v in self.__dict__.items()
+                               if not k.endswith("_") or k in _SKORCH_STATE})
+        probe.classes_ = np.asarray(payload["classes"])
+        probe.n_features_in_ = payload["n_features_in"]
+        with torch.device("meta"), probe._current_init_context("module"):
+            expected = probe.initialize_module().module_.state_dict()
+        saved = payload["module_state"]
+        problems = [f"{key!r} is missing" for key in expected if key not in saved]
+        problems += [f"{key!r} is not in this module" for key in saved if key not in expected]
+        problems += [
+            f"{key!r} has shape {tuple(saved[key].shape)} where this module has "
+            f"{tuple(expected[key].shape)}"
+            for key in expected
+            if key in saved and tuple(saved[key].shape) != tuple(expected[key].shape)
+        ]
+        if problems:
             raise ValueError(
-                f"X must be numeric, but {message}; encode text or categorical "
+                f"{f!r} does not fit this estimator's module (built with its module__* "
+                f"parameters, n_features={payload['n_features_in']}, n_classes="
+                f"{len(payload['classes'])}): {'; '.join(problems[:5])}. Set the "
+                "module parameters of the estimator that saved it"
+            )
+
+
+def _validate_input(estimator, X, y, reset):
+    """scikit-learn's validation, with skcl's explanations and the float32 check."""
+    try:
+        if y is _NO_Y:
+            X = validate_data(estimator, X, reset=reset, dtype=[np.float32, np.float64])
+        else:
+            X, y = validate_data(estimator, X, y, reset=reset, dtype=[np.float32, np.float64])
+    except ValueError as exc:
+        _explain_input_error(X, exc)
+        raise
+    if X.dtype == np.float64 and X.size:
+        too_large = np.flatnonzero(np.abs(X).max(axis=0) > _FLOAT32_MAX)
+        if len(too_large):
+            names = getattr(estimator, "feature_names_in_", None)
+            columns = [names[c] if names is not None else int(c) for c in too_large[:5]]
+            raise ValueError(
+                f"X has values beyond float32's range (+-{_FLOAT32_MAX:.3g}) in columns "
+                f"{columns}, which training and prediction would turn into inf/NaN; "
+                "scale or clip those features"
+            )
+    return X if y is _NO_Y else (X, y)
+
+
+def _explain_input_error(X, exc):
+    """Raise scikit-learn's input error again with the fix, judged from ``X`` itself."""
+    dtypes = getattr(X, "dtypes", None)
+    kinds = ({dtype.kind for dtype in dtypes} if dtypes is not None
+             else {np.asarray(X).dtype.kind} if not hasattr(X, "tocsr") else set())
+    if kinds & set("OUS"):
+        try:
+            np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"X must be numeric, but {exc}; encode text or categorical "
                 "columns first (e.g. a OneHotEncoder in a Pipeline)"
             ) from exc
-        if "infinity" in message:
+    if kinds <= set("fiu") and kinds:
+        values = np.asarray(X, dtype=np.float64)
+        if np.isinf(values).any():
             raise ValueError(
-                f"{message} Replace or clip infinite values before training or "
-                "predicting"
+                f"{exc} Replace or clip infinite values before training or predicting"
             ) from exc
+
+
+def _draws_from_global_rng(module):
+    """Whether training ``module`` draws from torch's global generator (dropout)."""
+    return any(
+        (isinstance(sub, torch.nn.modules.dropout._DropoutNd) and sub.p > 0)
+        or isinstance(sub, torch.nn.RReLU)
+        for sub in module.modules()
+    )
+
+
+def _clone_strategy(strategy, seed):
+    """A fresh copy of a strategy object, seeded with ``seed`` if it has no seed."""
+    strategy = clone(strategy)
+    params = strategy.get_params(deep=False)
+    if "random_state" in params and params["random_state"] is None:
+        strategy.set_params(random_state=seed)
+    return strategy
+
+
+def _same_value(a, b):
+    """Whether two parameter values are the same (identity, or equal scalars)."""
+    if a is b:
+        return True
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except (TypeError, ValueError):  # arrays and other non-scalar comparisons
+        return False
+
+
+def _is_fitted(estimator):
+    """scikit-learn's test: ``__sklearn_is_fitted__``, else any ``name_`` attribute."""
+    if hasattr(estimator, "__sklearn_is_fitted__"):
+        return estimator.__sklearn_is_fitted__()
+    return any(k.endswith("_") and not k.startswith("__") for k in vars(estimator))
+
+
+def _copy_attributes(obj):
+    """A deep copy of ``obj``'s attributes, shallow for those that refuse copying."""
+    copied = {}
+    for key, value in vars(obj).items():
+        try:
+            copied[key] = copy.deepcopy(value)
+        except Exception:  # e.g. an open progress bar: kept by reference
+            copied[key] = value
+    return copied
+
+
+def _accepts(factory, name):
+    """Whether calling ``factory`` accepts the keyword ``name``."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def _save_module(module):
+    """Copy a module's tensors and modes; return the function putting them back."""
+    saved = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    modes = [(sub, sub.training) for sub in module.modules()]
+
+    def restore():
+        module.load_state_dict(saved)
+        for sub, training in modes:
+            sub.training = training
+
+    return restore
+
+
+def _save_strategy(strategy):
+    """A strategy's own ``_save_state``, or a shallow record of its attributes."""
+    save = getattr(strategy, "_save_state", None)
+    if save is not None:
+        return save()
+    attributes = dict(strategy.__dict__)
+
+    def restore():
+        strategy.__dict__.clear()
+        strategy.__dict__.update(attributes)
+
+    return restore
+
+
+def _read_weights(f):
+    """Read and check a weights file: only tensors and plain values, skcl's format."""
+    try:
+        with warnings.catch_warnings():
+            # torch warns about the protocol of any non-torch pickle it refuses
+            warnings.simplefilter("ignore", UserWarning)
+            payload = torch.load(f, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f"{f!r} holds objects other than tensors and plain values, so it was "
+            "not loaded (it is not a file written by save_weights); load a joblib "
+            "file with joblib.load, and only if you trust its source"
+        ) from exc
+    except (RuntimeError, EOFError) as exc:
+        raise ValueError(
+            f"{f!r} is damaged or truncated ({exc}); write it again with save_weights"
+        ) from exc
+    if not isinstance(payload, dict) or payload.get("format") != _WEIGHTS_FORMAT:
+        raise ValueError(
+            f"{f!r} is not a weights file written by ContinualClassifier.save_weights "
+            f"(expected format {_WEIGHTS_FORMAT!r}); load joblib files with joblib.load"
+        )
+    state = payload.get("module_state")
+    classes = payload.get("classes")
+    n_features = payload.get("n_features_in")
+    names = payload.get("feature_names_in")
+    if (not isinstance(state, dict)
+            or not all(isinstance(v, torch.Tensor) for v in state.values())
+            or not isinstance(classes, list) or len(classes) < 2
+            or not isinstance(n_features, int) or n_features < 1
+            or not (names is None or (isinstance(names, list) and len(names) == n_features))):
+        raise ValueError(
+            f"{f!r} has the weights format but inconsistent contents (module_state, "
+            "classes, n_features_in or feature_names_in); write it again with "
+            "save_weights"
+        )
+    return payload
+
+
+def _write_atomically(path, data):
+    """Write ``data`` to ``path`` so that a failure leaves any old file intact."""
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".skcl-", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
         raise
 
 
@@ -1030,24 +1425,3 @@ def _encoded_accuracy(net, X, y):
     """Accuracy of the argmax against encoded targets (skorch scoring signature)."""
     y_pred = np.argmax(NeuralNet.predict_proba(net, X), axis=1)
     return float(np.mean(y_pred == np.asarray(y)))
-
-
-class _SeededRNG:
-    """Context manager: torch's global RNG seeded with ``seed``, then restored.
-
-    Training draws (shuffling, dropout) become a function of the estimator's own
-    ``rng_`` and leave the caller's global torch RNG untouched.
-    """
-
-    def __init__(self, seed, devices):
-        self.seed = seed
-        self.devices = devices
-
-    def __enter__(self):
-        self._fork = torch.random.fork_rng(devices=self.devices)
-        self._fork.__enter__()
-        torch.manual_seed(self.seed)
-        return self
-
-    def __exit__(self, *exc_info):
-        return self._fork.__exit__(*exc_info)

@@ -21,6 +21,7 @@ from sklearn.metrics import get_scorer
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
+from .utils._arrays import n_rows, plain, plain_list
 from .utils._months import check_months
 
 __all__ = ["StreamEvaluation", "evaluate_stream"]
@@ -155,19 +156,18 @@ def evaluate_stream(
     metric_name = metric if isinstance(metric, str) else getattr(
         metric, "__name__", type(metric).__name__)
     y = np.asarray(y)
-    months = np.asarray(months)
-    n_rows = _n_rows(X)
-    if y.ndim != 1 or months.ndim != 1 or not (len(y) == len(months) == n_rows):
+    n_samples = n_rows(X)
+    if y.ndim != 1 or len(y) != n_samples:
         raise ValueError(
-            f"X, y and months must have one entry per row, got {n_rows} rows in X, "
-            f"y of shape {y.shape} and months of shape {months.shape}"
+            f"X, y and months must have one entry per row, got {n_samples} rows in X "
+            f"and y of shape {y.shape}"
         )
-    if n_rows == 0:
+    if n_samples == 0:
         raise ValueError("the stream is empty; pass at least one month of rows")
-    months, month_order = check_months(months, n_rows)
+    months, month_order = check_months(months, n_samples)
     classes = np.unique(y)
     splits = _split_months(y, months, month_order, test_size, random_state)
-    month_labels = [_plain(month) for month in month_order]
+    month_labels = [plain(month) for month in month_order]
 
     records = []
     fitted = {}
@@ -510,8 +510,8 @@ def _split_months(y, months, month_order, test_size, random_state):
         n_test = math.ceil(test_size * len(rows))
         if counts.min() < 2 or n_test < len(labels) or len(rows) - n_test < len(labels):
             raise ValueError(
-                f"month {_plain(month)!r} has {len(rows)} rows with label counts "
-                f"{dict(zip(_plain_list(labels), counts.tolist()))!r}, too few for a "
+                f"month {plain(month)!r} has {len(rows)} rows with label counts "
+                f"{dict(zip(plain_list(labels), counts.tolist()))!r}, too few for a "
                 f"stratified hold-out of test_size={test_size!r}; every label needs at "
                 "least 2 rows per month: merge or drop the month"
             )
@@ -587,24 +587,10 @@ def _month_kwarg(estimator):
     return lambda month: {}
 
 
-def _n_rows(X):
-    shape = getattr(X, "shape", None)
-    return shape[0] if shape is not None else len(X)
-
-
 def _take(X, rows):
     if hasattr(X, "iloc"):
         return X.iloc[rows]
     return np.asarray(X)[rows] if not hasattr(X, "shape") else X[rows]
-
-
-def _plain(value):
-    """A numpy scalar as the Python scalar it holds (for CSV and JSON)."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _plain_list(values):
-    return [_plain(value) for value in values]
 
 
 def _divide(numerator, denominator):

@@ -15,7 +15,8 @@ import numpy as np
 from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils import check_random_state
 
-from .utils._months import check_months
+from .utils._arrays import as_list, n_rows
+from .utils._months import check_months, encode_months
 from .utils._sklearn_compat import Interval, validate_parameter_constraints
 
 __all__ = ["MonthlyKFold", "TemporalSplit"]
@@ -134,8 +135,8 @@ class MonthlyKFold(_MonthSplitter):
             Test indices of the split, sorted.
         """
         _validate_splitter(self)
-        n_samples = _n_rows(X)
-        months = _resolve_months(self, n_samples, groups, months)
+        n_samples = n_rows(X)
+        months, labels = _resolve_months(self, n_samples, groups, months)
         if self.stratify_by_class:
             if y is None:
                 raise ValueError(
@@ -147,11 +148,11 @@ class MonthlyKFold(_MonthSplitter):
                 raise ValueError(
                     f"y has {len(y)} rows, but X has {n_samples}; pass one label per row"
                 )
-        labels, month_codes = np.unique(months, return_inverse=True)
+        month_codes = encode_months(months, labels)
         counts = np.bincount(month_codes, minlength=len(labels))
         small = counts < self.n_splits
         if small.any():
-            month, count = _as_list(labels[small])[0], counts[small][0]
+            month, count = as_list(labels[small])[0], counts[small][0]
             raise ValueError(
                 f"month {month!r} has {count} rows, fewer than n_splits="
                 f"{self.n_splits}; every month needs at least n_splits rows so that "
@@ -272,14 +273,14 @@ class TemporalSplit(_MonthSplitter):
             The held-out share of those months and every row after the cut.
         """
         _validate_splitter(self)
-        n_samples = _n_rows(X)
-        months = _resolve_months(self, n_samples, groups, months)
-        labels, month_codes = np.unique(months, return_inverse=True)
+        n_samples = n_rows(X)
+        months, labels = _resolve_months(self, n_samples, groups, months)
+        month_codes = encode_months(months, labels)
         if len(labels) < self.n_splits + 1:
             raise ValueError(
                 f"TemporalSplit(n_splits={self.n_splits}) needs at least "
                 f"{self.n_splits + 1} distinct months (one after the last cut), got "
-                f"{len(labels)}: {_as_list(labels)!r}; lower n_splits"
+                f"{len(labels)}: {as_list(labels)!r}; lower n_splits"
             )
         rng = check_random_state(self.random_state) if self.shuffle else None
         held_out = np.zeros(n_samples, dtype=bool)
@@ -287,7 +288,7 @@ class TemporalSplit(_MonthSplitter):
             rows = np.flatnonzero(month_codes == code)
             if len(rows) < 2:
                 raise ValueError(
-                    f"month {_as_list(labels)[code]!r} has {len(rows)} row; TemporalSplit needs "
+                    f"month {as_list(labels)[code]!r} has {len(rows)} row; TemporalSplit needs "
                     "at least 2 rows per month (one to train on, one to test)"
                 )
             n_test = min(max(math.ceil(self.test_size * len(rows)), 1), len(rows) - 1)
@@ -330,24 +331,8 @@ def _assign_folds(n_rows, n_splits, offset):
     return folds, (offset + n_rows) % n_splits
 
 
-def _as_list(labels):
-    """Month labels as Python values, for messages and dict keys.
-
-    datetime64 labels stay numpy scalars: ``tolist`` would turn nanosecond
-    ones into plain ints.
-    """
-    labels = np.asarray(labels)
-    return list(labels) if labels.dtype.kind in "mM" else labels.tolist()
-
-
-def _n_rows(X):
-    """Number of rows of an array-like (numpy, DataFrame, list)."""
-    shape = getattr(X, "shape", None)
-    return int(shape[0]) if shape is not None else len(X)
-
-
 def _resolve_months(splitter, n_samples, groups, months):
-    """Return the month labels passed as ``months`` or ``groups``, checked."""
+    """Return ``(months, month_order)`` passed as ``months`` or ``groups``, checked."""
     name = type(splitter).__name__
     if months is None and groups is None:
         raise ValueError(
@@ -362,5 +347,4 @@ def _resolve_months(splitter, n_samples, groups, months):
                 f"{name}.split got both months and groups, and they differ; it reads "
                 "the month of each row from either one: pass one, or the same labels"
             )
-    values, _ = check_months(months if months is not None else groups, n_samples)
-    return values
+    return check_months(months if months is not None else groups, n_samples)

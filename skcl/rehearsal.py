@@ -8,10 +8,10 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
-from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_X_y
 
+from .utils._seeding import make_rng
 from .utils._sklearn_compat import (
     Interval,
     StrOptions,
@@ -21,7 +21,6 @@ from .utils._sklearn_compat import (
 
 __all__ = ["RehearsalBuffer"]
 
-_SEED_HIGH = np.iinfo(np.int32).max
 # Rows are copied into a memory-mapped file in blocks of about this many bytes,
 # so a buffer larger than RAM is never loaded whole.
 _COPY_BLOCK_BYTES = 64 * 2**20
@@ -371,8 +370,7 @@ class RehearsalBuffer(BaseEstimator):
             )
         months = np.full(len(y), month)
         if first_call:
-            seed = check_random_state(self.random_state).randint(_SEED_HIGH)
-            rng = np.random.default_rng(seed)
+            rng = make_rng(self.random_state)
             X_stored = np.empty((0, X.shape[1]), dtype=X.dtype)
             y_stored = y[:0]
             months_stored = months[:0]

@@ -29,16 +29,16 @@ import warnings
 
 import numpy as np
 import sklearn
-import torch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import check_scoring
 from sklearn.pipeline import Pipeline
-from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils import _safe_indexing
 from sklearn.utils.metadata_routing import UNCHANGED, MetadataRequest
 
-from .model_selection import _as_list
+from .utils._arrays import as_list
 from .utils._months import check_months
+from .utils._seeding import seed_from, seeded_global_torch
 from .utils._sklearn_compat import (
     InvalidParameterError,
     StrOptions,
@@ -58,7 +58,6 @@ __all__ = [
 
 _MONTH_AGGREGATES = ("mean", "min", "last", "past", "seen", "future")
 _SNAPSHOT_AGGREGATES = ("neg_forgetting", "bwt", "fwt", "neg_flip_rate")
-_SEED_HIGH = np.iinfo(np.int32).max
 
 
 class ForgettingScorer(BaseEstimator):
@@ -234,7 +233,7 @@ class ForgettingScorer(BaseEstimator):
             if len(scores) < 2:
                 raise ValueError(
                     "aggregate='past' needs at least two test months with a defined "
-                    f"score, got {_as_list(labels)!r}; test on more months"
+                    f"score, got {as_list(labels)!r}; test on more months"
                 )
             return float(scores[:-1].mean())
         last_trained = _last_trained_month(estimator, self.aggregate)
@@ -242,7 +241,7 @@ class ForgettingScorer(BaseEstimator):
             later = labels > last_trained
         except TypeError as exc:
             raise ValueError(
-                f"test months {_as_list(labels)!r} cannot be compared with the last "
+                f"test months {as_list(labels)!r} cannot be compared with the last "
                 f"training month {last_trained!r} ({exc}); use one label type"
             ) from exc
         chosen = later if self.aggregate == "future" else ~later
@@ -250,7 +249,7 @@ class ForgettingScorer(BaseEstimator):
             side = "after" if self.aggregate == "future" else "up to"
             raise ValueError(
                 f"aggregate={self.aggregate!r} found no test month {side} the last "
-                f"training month {last_trained!r} among {_as_list(labels)!r}; "
+                f"training month {last_trained!r} among {as_list(labels)!r}; "
                 "use a splitter such as TemporalSplit whose test set holds them"
             )
         return float(scores[chosen].mean())
@@ -313,7 +312,7 @@ class ForgettingScorer(BaseEstimator):
         if len(missing):
             raise ValueError(
                 f"{caller} compares each training month with its own test rows, but "
-                f"the test set has no rows of months {_as_list(missing)!r}; use a "
+                f"the test set has no rows of months {as_list(missing)!r}; use a "
                 "splitter whose test folds hold every month (MonthlyKFold)"
             )
         square = matrix[:, np.searchsorted(labels, trained)]
@@ -371,7 +370,7 @@ def per_month_scores(estimator, X, y, months, *, metric="accuracy"):
     months, labels = check_months(months, len(y), what="y")
     scorer = check_scoring(estimator, scoring=metric)
     scores = _month_scores(scorer, estimator, X, y, months, labels)
-    return dict(zip(_as_list(labels), scores.tolist()))
+    return dict(zip(as_list(labels), scores.tolist()))
 
 
 def accuracy_matrix(estimator, X, y, months, *, metric="accuracy"):
@@ -681,7 +680,7 @@ def _month_scores(scorer, estimator, X, y, months, labels, warn=True):
 def _warn_undefined(labels, undefined):
     if undefined.any():
         warnings.warn(
-            f"the metric is undefined on months {_as_list(labels[undefined])!r} "
+            f"the metric is undefined on months {as_list(labels[undefined])!r} "
             "(NaN, or a single class where it needs two); they are left out of "
             "the aggregates",
             UndefinedMetricWarning,
@@ -733,7 +732,7 @@ def _snapshot_models(estimator, caller):
 
 
 def _accuracy_matrix(scorer, estimator, X, y, months, caller):
-    labels = np.unique(months)
+    months, labels = check_months(months, len(months), what="y")
     matrix = np.vstack([
         _month_scores(scorer, model, X, y, months, labels, warn=False)
         for model in _snapshot_models(estimator, caller)
@@ -758,9 +757,7 @@ def _untrained_model(estimator, random_state):
     """The estimator's network with fresh weights: the forward-transfer baseline."""
     final = _check_snapshots(estimator, "aggregate='fwt'")
     model = final.get_snapshot_estimator(0)
-    seed = int(check_random_state(random_state).randint(_SEED_HIGH))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_global_torch(seed_from(random_state)):
         model.initialize_module()
     model.module_.to(model.device)
     return _with_final_step(estimator, model)
@@ -774,7 +771,7 @@ def _last_trained_month(estimator, aggregate):
             f"training month, but {type(_final_step(estimator)).__name__} has no "
             "months_; use a fitted ContinualClassifier"
         )
-    return _as_list(np.asarray(trained[-1:]))[0]
+    return as_list(np.asarray(trained[-1:]))[0]
 
 
 def _check_matrix(R, caller, square):

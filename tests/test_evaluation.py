@@ -248,7 +248,7 @@ def test_stream_evaluation_is_usable_on_its_own():
         (dict(test_size=1.5), ValueError, r"test_size must be a float in \(0, 1\), got 1.5"),
         (dict(metric="accurasy"), ValueError, "metric='accurasy' is not a scikit-learn"),
         (dict(reference="nope"), ValueError, "reference='nope' is not one of the strategies"),
-        (dict(months=np.zeros(3)), ValueError, "one entry per row"),
+        (dict(months=np.zeros(3)), ValueError, "one month label per row"),
     ],
 )
 def test_invalid_arguments(kwargs, error, match):

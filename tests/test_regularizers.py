@@ -79,7 +79,7 @@ def test_constructor_stores_verbatim_and_validation_names_the_value(stream, make
         OnlineEWC(gamma=2).consolidate(FakeNet(nn.Linear(3, 2)), None, None)
     clf = make_clf(regularizer=EWC(lam=1.0))
     clf.partial_fit(X[rows], y[rows], classes=[0, 1])
-    clf.regularizer_.set_params(negative="drop")
+    clf.set_params(regularizer__negative="drop")  # checked at every partial_fit
     with pytest.raises(InvalidParameterError, match="'negative' parameter"):
         clf.partial_fit(X[months == 1], y[months == 1])
     assert clf.n_months_seen_ == 1  # rolled back

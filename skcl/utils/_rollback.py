@@ -1,0 +1,64 @@
+"""All-or-nothing public calls: one decorator for every estimator of skcl.
+
+A state-changing call (``fit``, ``partial_fit``, ``load_weights``) either
+completes or leaves the estimator exactly as it was, whatever it raises
+(``KeyboardInterrupt`` and CUDA out-of-memory included). Each estimator says what
+a call can change through ``_save_state()``, which returns a function that puts
+the state back; the default, :func:`save_shallow_state`, suits estimators whose
+fitted attributes are replaced and never modified in place.
+"""
+
+import functools
+
+__all__ = ["atomic", "save_shallow_state"]
+
+
+def save_shallow_state(estimator):
+    """Record ``estimator.__dict__`` by reference; return the function restoring it.
+
+    Costs one dict of references. Correct when every fitted attribute a call
+    changes is replaced (``self.items_ = [*self.items_, item]``), never modified in
+    place.
+
+    Parameters
+    ----------
+    estimator : object
+        The estimator about to be changed.
+
+    Returns
+    -------
+    restore : callable
+        Called without arguments, puts the recorded attributes back.
+    """
+    state = dict(estimator.__dict__)
+
+    def restore():
+        estimator.__dict__.clear()
+        estimator.__dict__.update(state)
+
+    return restore
+
+
+def atomic(method):
+    """Decorate a method so that any exception leaves its object as before the call.
+
+    The object's ``_save_state()`` (default :func:`save_shallow_state`) runs before
+    the call; if the call raises, the returned function restores the state, a
+    note saying so is added to the exception, and it propagates.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        save = getattr(self, "_save_state", None)
+        restore = save() if save is not None else save_shallow_state(self)
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException as exc:
+            restore()
+            exc.add_note(
+                f"{type(self).__name__}.{method.__name__} was rolled back: the "
+                "estimator is exactly as it was before the call"
+            )
+            raise
+
+    return wrapper
