@@ -150,6 +150,16 @@ class RowStore:
                 self.__dict__.pop(name, None)
         return self
 
+    def _save_state(self):
+        """Record the length; return the function that truncates back to it.
+
+        The hook ``skcl.utils._rollback`` and ``ContinualClassifier._save_state``
+        call on the objects a call may change: an append is undone by
+        truncation, without any copy of the rows.
+        """
+        marker = self.checkpoint()
+        return lambda: self.rollback(marker)
+
     # ------------------------------------------------------------------
     # reading
     # ------------------------------------------------------------------
