@@ -42,6 +42,10 @@ MAX_EXACT_HESSIAN_PARAMS = 512
 # Hessian-vector products evaluated together in one vmap.
 _VECTORS_PER_CALL = 32
 
+# hessian_diagonal on sparse input densifies chunks of rows of at most this
+# many bytes (torch.func does not take sparse tensors).
+_DENSE_CHUNK_BYTES = 32 * 2**20
+
 
 def per_sample_loss(criterion):
     """Return a function computing one loss per sample with ``criterion``.
@@ -105,7 +109,11 @@ def empirical_fisher(module, X, y, loss, *, method="auto", batch_size=256):
       :math:`\delta_i a_i^\top` of the output gradient and the input, so
       :math:`\sum_i g_i^2 = (\delta^2)^\top (a^2)` (and :math:`\sum_i \delta_i^2`
       for the bias): one forward, one backward per chunk, about twice the cost
-      of a training pass. A layer called more than once (weight sharing), on
+      of a training pass. The same holds for
+      :class:`~skcl.modules.SparseInputLinear`, and for sparse input
+      (``X`` of layout ``torch.sparse_csr``): :math:`a^2` keeps the sparsity
+      pattern and the product is sparse-dense, so nothing is densified. A
+      layer called more than once (weight sharing), on
       inputs with more than two dimensions, or whose parameters are used
       outside it (detected by comparing its summed gradient with the
       identity's on the first chunk) does not qualify.
@@ -117,7 +125,9 @@ def empirical_fisher(module, X, y, loss, *, method="auto", batch_size=256):
     module : torch.nn.Module
         The model; its forward maps ``X`` to the loss's input.
     X : torch.Tensor of shape (n_samples, ...)
-        Inputs, on the module's device.
+        Inputs, on the module's device; dense, or a 2-D ``torch.sparse_csr``
+        tensor when every trainable parameter is in a Linear layer the
+        identity covers (the ``vmap`` path needs dense input).
     y : torch.Tensor of shape (n_samples,)
         Targets, as ``loss`` expects them.
     loss : torch criterion or callable
@@ -307,7 +317,9 @@ def hessian_diagonal(module, X, y, loss, *, method="auto", n_probes=100, generat
         CPU generator the probes are drawn from (then moved to the module's
         device); ``None`` uses torch's global generator.
     batch_size : int, default=256
-        Samples per chunk (memory only).
+        Samples per chunk (memory only). With sparse ``X``
+        (``torch.sparse_csr``), ``torch.func`` needs dense input: each chunk is
+        densified on its own, and chunks are cut down to at most 32 MiB dense.
 
     Returns
     -------
@@ -332,12 +344,12 @@ def hessian_diagonal(module, X, y, loss, *, method="auto", n_probes=100, generat
     if isinstance(n_probes, bool) or not isinstance(n_probes, int) or n_probes < 1:
         raise ValueError(f"n_probes={n_probes!r} must be an int >= 1")
     _check_batch_size(batch_size)
-    if X.layout != torch.strided:
-        raise ValueError(
-            f"hessian_diagonal needs dense X, but X has layout {X.layout} "
-            "(torch.func's transforms do not take sparse tensors); use "
-            "empirical_fisher or fisher_variance, which keep sparse input sparse"
-        )
+    sparse = X.layout != torch.strided
+    if sparse:
+        # torch.func's transforms do not take sparse tensors: densify one
+        # chunk at a time, of at most _DENSE_CHUNK_BYTES (never the month)
+        row_bytes = 4 * max(1, math.prod(X.shape[1:]))
+        batch_size = max(1, min(batch_size, _DENSE_CHUNK_BYTES // row_bytes))
     loss = _as_per_sample_loss(loss)
     params = _trainable_parameters(module)
     names = list(params)
@@ -357,7 +369,9 @@ def hessian_diagonal(module, X, y, loss, *, method="auto", n_probes=100, generat
         # H @ v for each row v, summed over data chunks
         products = torch.zeros_like(vectors)
         for start in range(0, n_samples, batch_size):
-            gradient = partial(grad(mean_loss), X_chunk=_rows(X, start, start + batch_size),
+            X_chunk = _rows(X, start, start + batch_size)
+            gradient = partial(grad(mean_loss),
+                               X_chunk=X_chunk.to_dense() if sparse else X_chunk,
                                y_chunk=y[start:start + batch_size])
             _, vjp_fn = vjp(gradient, theta)
             products += vmap(vjp_fn)(vectors)[0]

@@ -81,8 +81,9 @@ class RehearsalBuffer(BaseEstimator):
         replayed rows (every new row is seen; an epoch costs
         ``1 / (1 - replay_ratio)`` times more).
     memmap_dir : str, path-like or None, default=None
-        Directory for a temporary file holding ``X_`` as a :class:`numpy.memmap`,
-        for buffers larger than RAM. The file is anonymous (unlinked at
+        Directory for a temporary file holding ``X_`` as a :class:`numpy.memmap`
+        (for sparse rows, the CSR matrix's three arrays), for buffers larger
+        than RAM. The file is anonymous (unlinked at
         creation, so nothing is left behind) and replaced at every
         ``partial_fit``. Labels and months stay in memory (a few bytes per row).
         Pickling or ``joblib.dump`` writes the stored rows themselves into the
@@ -98,9 +99,12 @@ class RehearsalBuffer(BaseEstimator):
 
     Attributes
     ----------
-    X_ : ndarray of shape (n_stored, n_features)
+    X_ : ndarray or scipy.sparse.csr_matrix of shape (n_stored, n_features)
         Stored rows, in the dtype of the first ``partial_fit`` (float32 or
-        float64). Read-only: ``partial_fit`` builds new arrays.
+        float64); a CSR matrix when the first ``partial_fit`` got sparse rows
+        (any ``scipy.sparse`` format; rows are never densified, and
+        ``fit_resample`` and ``sample`` return CSR rows too). Read-only:
+        ``partial_fit`` builds new arrays.
     y_ : ndarray of shape (n_stored,)
         Labels of the stored rows.
     sample_months_ : ndarray of shape (n_stored,)

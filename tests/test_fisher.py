@@ -338,7 +338,7 @@ def test_sparse_input_matches_per_sample_loop(first_layer, estimator, power):
     assert_close(result, expected, atol=1e-7, rtol=1e-4)
 
 
-def test_sparse_batch_fisher_equals_dense_and_hessian_refuses_sparse():
+def test_sparse_batch_fisher_and_hessian_equal_dense(monkeypatch):
     from skcl.modules import MLP
 
     X_sparse, X_dense, y = sparse_data()
@@ -346,8 +346,14 @@ def test_sparse_batch_fisher_equals_dense_and_hessian_refuses_sparse():
     module = MLP(30, 3, hidden_units=(6,), sparse_input=True)
     assert_close(batch_fisher(module, X_sparse, y, CE, batch_size=16),
                  batch_fisher(module, X_dense, y, CE, batch_size=16), atol=1e-9)
-    with pytest.raises(ValueError, match="hessian_diagonal needs dense X"):
-        hessian_diagonal(module, X_sparse, y, CE)
+    # sparse chunks are densified one at a time, cut to the byte budget
+    monkeypatch.setattr(skcl.fisher, "_DENSE_CHUNK_BYTES", 4 * 30 * 7)
+    for method in ("exact", "hutchinson"):
+        assert_close(
+            hessian_diagonal(module, X_sparse, y, CE, method=method, n_probes=3,
+                             generator=torch.Generator().manual_seed(0)),
+            hessian_diagonal(module, X_dense, y, CE, method=method, n_probes=3,
+                             generator=torch.Generator().manual_seed(0)), atol=1e-6)
 
 
 def test_sparse_input_with_non_linear_parameters_names_the_fix():

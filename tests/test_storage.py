@@ -120,3 +120,63 @@ def test_appending_costs_the_new_month_only():
     for X, y in months[1:]:
         store.append(X, y)
     assert store.chunks()[0][0] is first
+
+
+# ----------------------------------------------------------------------
+# ContinualClassifier(update="retrain") keeps its history in a RowStore
+# ----------------------------------------------------------------------
+def _retrain(**params):
+    from skcl import ContinualClassifier
+
+    return ContinualClassifier(update="retrain", max_epochs=1, batch_size=32,
+                               module__hidden_units=(4,), random_state=0, **params)
+
+
+def test_retrain_appends_each_month_once_and_rolls_back_by_truncation():
+    from skorch.callbacks import Callback
+
+    months = list(_months(n_months=3, n_features=5))
+    clf = _retrain()
+    for X, y in months[:2]:
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+    store = clf.past_data_
+    first_chunks = [X for X, _ in store.chunks()]
+
+    class Interrupt(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            raise RuntimeError("power cut")
+
+    clf.set_params(callbacks=[Interrupt()])
+    with pytest.raises(RuntimeError, match="power cut"):
+        clf.partial_fit(*months[2])
+    # the same store, truncated to its two months; nothing was copied
+    assert clf.past_data_ is store and store.n_chunks == 2
+    assert [X for X, _ in store.chunks()] == first_chunks
+    clf.set_params(callbacks=None)
+    clf.partial_fit(*months[2])
+    assert store.n_chunks == 3 and len(store) == sum(len(y) for _, y in months)
+    np.testing.assert_array_equal(store.take(np.arange(len(store)))[0],
+                                  np.concatenate([X for X, _ in months]))
+
+
+def test_retrain_on_disk_trains_the_same_model(tmp_path):
+    months = list(_months(n_months=3, n_features=5))
+    in_memory, on_disk = _retrain(), _retrain(memmap_dir=str(tmp_path))
+    for X, y in months:
+        in_memory.partial_fit(X, y, classes=[0, 1, 2])
+        on_disk.partial_fit(X, y, classes=[0, 1, 2])
+    assert _on_disk(on_disk.past_data_.chunks()[0][0])
+    X_all = np.concatenate([X for X, _ in months])
+    np.testing.assert_array_equal(on_disk.predict_proba(X_all), in_memory.predict_proba(X_all))
+    loaded = pickle.loads(pickle.dumps(on_disk))
+    np.testing.assert_array_equal(loaded.predict_proba(X_all), in_memory.predict_proba(X_all))
+
+
+def test_copies_of_a_retrained_model_do_not_share_appends():
+    months = list(_months(n_months=3, n_features=5))
+    clf = _retrain()
+    for X, y in months[:2]:
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+    twin = copy.deepcopy(clf)
+    twin.partial_fit(*months[2])
+    assert clf.past_data_.n_chunks == 2 and twin.past_data_.n_chunks == 3
