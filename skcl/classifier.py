@@ -51,6 +51,9 @@ __all__ = ["ContinualClassifier"]
 
 _WEIGHTS_FORMAT = "skcl.weights/1"
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Dense data larger than this share of the free CUDA memory stays on the host
+# and is streamed to the device in chunks instead of copied whole.
+_DEVICE_BUDGET_FRACTION = 0.5
 # skorch's bookkeeping, which a fresh ``fit`` keeps
 _SKORCH_STATE = {"initialized_", "virtual_params_", "init_context_", "prefixes_",
                  "cuda_dependent_attributes_"}
@@ -584,8 +587,27 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             X = to_csr(X)
             return (self._to_device(X), y_month,
                     RowsDataset(X, y_encoded, device=self.device), None)
+        if not self._fits_device(X):
+            # streamed from the host; the strategies' hooks get the month on
+            # the host (the Fisher estimators move it chunk by chunk)
+            X = np.ascontiguousarray(X, dtype=np.float32)
+            return (shared_tensor(X), y_month,
+                    RowsDataset(X, y_encoded, device=self.device), None)
         X_month = self._to_device(X)
         return X_month, y_month, X_month, y_month
+
+    def _fits_device(self, X):
+        """Whether dense rows ``X`` fit the device's budget (always on CPU).
+
+        On CUDA the budget is ``_DEVICE_BUDGET_FRACTION`` of the free device
+        memory; larger data stays on the host and is streamed in chunks
+        through pinned buffers (see :class:`~skcl._batching.DeviceBatchIterator`).
+        """
+        device = torch.device(self.device) if self.device is not None else None
+        if device is None or device.type != "cuda":
+            return True
+        free, _ = torch.cuda.mem_get_info(device)
+        return X.shape[0] * X.shape[1] * 4 <= _DEVICE_BUDGET_FRACTION * free
 
     # ------------------------------------------------------------------
     # 4. initialization (first month, and every month under retrain)
@@ -777,6 +799,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         X_mix, y_mix = rehearsal.fit_resample(X_new, y_new)
         if is_scipy_sparse(X_mix):
             return RowsDataset(to_csr(X_mix), y_mix, device=self.device)
+        if not self._fits_device(X_mix):
+            return RowsDataset(X_mix, y_mix, device=self.device)
         return Dataset(self._to_device(X_mix), self._to_device(y_mix, dtype=torch.long))
 
     # ------------------------------------------------------------------
@@ -893,7 +917,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         Parameters
         ----------
         X : torch.Tensor of shape (n_samples, n_features)
-            The month's features, on ``device``.
+            The month's features, on ``device``; of layout
+            ``torch.sparse_csr`` when the month was sparse. A dense month
+            larger than the device's budget (see :ref:`memory`) stays on the
+            host (a CPU tensor), as does nothing else.
         y : torch.Tensor of shape (n_samples,)
             The month's encoded labels (indices into ``classes_``), on ``device``.
         month : hashable
@@ -936,6 +963,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         if is_scipy_sparse(X):
             # batches of the host CSR rows go to the device one by one
             return NeuralNet.predict_proba(self, RowsDataset(to_csr(X), device=self.device))
+        if not self._fits_device(X):
+            return NeuralNet.predict_proba(self, RowsDataset(X, device=self.device))
         return NeuralNet.predict_proba(self, self._to_device(X))
 
     def check_is_fitted(self, attributes=None, *args, **kwargs):

@@ -258,12 +258,14 @@ def batch_fisher(module, X, y, loss, *, batch_size=256):
     """
     _check_batch_size(batch_size)
     loss = _as_per_sample_loss(loss)
+    device = _module_device(module)
     params = _trainable_parameters(module)
     totals = {name: torch.zeros_like(p) for name, p in params.items()}
     n_batches = 0
     with _estimation_mode(module):
         for start in range(0, X.shape[0], batch_size):
-            X_batch, y_batch = _rows(X, start, start + batch_size), y[start:start + batch_size]
+            X_batch = _rows(X, start, start + batch_size, device)
+            y_batch = y[start:start + batch_size].to(device)
             losses = _check_losses(loss(module(X_batch), y_batch), X_batch.shape[0])
             grads = torch.autograd.grad(losses.mean(), list(params.values()),
                                         allow_unused=True)
@@ -351,6 +353,7 @@ def hessian_diagonal(module, X, y, loss, *, method="auto", n_probes=100, generat
         row_bytes = 4 * max(1, math.prod(X.shape[1:]))
         batch_size = max(1, min(batch_size, _DENSE_CHUNK_BYTES // row_bytes))
     loss = _as_per_sample_loss(loss)
+    device = _module_device(module)
     params = _trainable_parameters(module)
     names = list(params)
     shapes = [p.shape for p in params.values()]
@@ -369,10 +372,10 @@ def hessian_diagonal(module, X, y, loss, *, method="auto", n_probes=100, generat
         # H @ v for each row v, summed over data chunks
         products = torch.zeros_like(vectors)
         for start in range(0, n_samples, batch_size):
-            X_chunk = _rows(X, start, start + batch_size)
+            X_chunk = _rows(X, start, start + batch_size, device)
             gradient = partial(grad(mean_loss),
                                X_chunk=X_chunk.to_dense() if sparse else X_chunk,
-                               y_chunk=y[start:start + batch_size])
+                               y_chunk=y[start:start + batch_size].to(device))
             _, vjp_fn = vjp(gradient, theta)
             products += vmap(vjp_fn)(vectors)[0]
         return products
@@ -462,6 +465,7 @@ def _squared_gradient_sums(module, X, y, loss, method, batch_size, fourth):
         )
     _check_batch_size(batch_size)
     loss = _as_per_sample_loss(loss)
+    device = _module_device(module)
     params = _trainable_parameters(module)
     accumulate_dtype = torch.float64 if fourth else None
     sums = {name: [torch.zeros_like(p, dtype=accumulate_dtype),
@@ -471,8 +475,8 @@ def _squared_gradient_sums(module, X, y, loss, method, batch_size, fourth):
         layers = {}
         if method != "vmap" and X.shape[0]:
             # the first chunk decides which layers qualify; its terms are kept
-            layers = _linear_layer_terms(module, params, _rows(X, 0, batch_size),
-                                         y[:batch_size], loss, check=True)
+            layers = _linear_layer_terms(module, params, _rows(X, 0, batch_size, device),
+                                         y[:batch_size].to(device), loss, check=True)
             _add_linear_sums(layers, sums, fourth)
         covered = {name for names, _, _ in layers.values() for name in names if name}
         others = [name for name in params if name not in covered]
@@ -483,7 +487,8 @@ def _squared_gradient_sums(module, X, y, loss, method, batch_size, fourth):
                 "are not; use method='auto'"
             )
         for start in range(0, X.shape[0], batch_size):
-            X_chunk, y_chunk = _rows(X, start, start + batch_size), y[start:start + batch_size]
+            X_chunk = _rows(X, start, start + batch_size, device)
+            y_chunk = y[start:start + batch_size].to(device)
             if layers and start:
                 terms = _linear_layer_terms(
                     module, {layer: names for layer, (names, _, _) in layers.items()},
@@ -633,11 +638,19 @@ def _power(inputs, exponent):
     return inputs.pow(exponent)
 
 
-def _rows(X, start, stop):
-    """Rows ``start:stop`` of a dense or sparse (CSR) tensor."""
-    if X.layout == torch.sparse_csr:
-        return torch_csr_rows(X, start, stop)
-    return X[start:stop]
+def _rows(X, start, stop, device=None):
+    """Rows ``start:stop`` of a dense or sparse (CSR) tensor, on ``device``.
+
+    ``X`` may live on the host while the module is on a GPU (a month larger
+    than the device budget): only the chunk is moved.
+    """
+    rows = torch_csr_rows(X, start, stop) if X.layout == torch.sparse_csr else X[start:stop]
+    return rows if device is None else rows.to(device)
+
+
+def _module_device(module):
+    parameter = next(module.parameters(), None)
+    return None if parameter is None else parameter.device
 
 
 def _take_rows(X, rows):

@@ -155,3 +155,41 @@ def test_sparse_batches_reach_cuda_as_sparse_tensors(sparse_stream):
     cpu = _clf(module__sparse_input=True).fit(X, y, months=months)
     np.testing.assert_allclose(clf.predict_proba(sp.csr_matrix(X)), cpu.predict_proba(X),
                                atol=1e-4)
+
+
+def test_benchmark_cli_reads_a_sparse_npz_with_a_labels_file(tmp_path, capsys):
+    from skcl.benchmark import main
+    from skcl.datasets import load_sparse_stream
+
+    rng = np.random.default_rng(0)
+    X = sp.random(180, 2000, density=0.02, format="csr", random_state=0, dtype=np.float32)
+    y = (X @ rng.normal(size=2000) > 0).astype(int)
+    sp.save_npz(tmp_path / "X.npz", X)
+    np.savez(tmp_path / "labels.npz", month=np.repeat([201901, 201902, 201903], 60), label=y)
+    X_loaded, y_loaded, months = load_sparse_stream(tmp_path / "X.npz", tmp_path / "labels.npz")
+    assert sp.isspmatrix_csr(X_loaded) and (X_loaded != X).nnz == 0
+    main(["--data", str(tmp_path / "X.npz"), "--labels", str(tmp_path / "labels.npz"),
+          "--quick", "--strategies", "naive,rehearsal-fixed", "--out", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "results.csv").is_file()
+    assert "sparse" in (tmp_path / "out" / "summary.json").read_text()
+    with pytest.raises(SystemExit):
+        main(["--data", str(tmp_path / "X.npz"), "--out", str(tmp_path / "out")])
+    assert "pass --labels PATH" in capsys.readouterr().err
+    np.savez(tmp_path / "short.npz", month=[0, 1], label=[0, 1])
+    with pytest.raises(ValueError, match="has 2 rows but the matrix"):
+        load_sparse_stream(tmp_path / "X.npz", tmp_path / "short.npz")
+
+
+@pytest.mark.cuda
+def test_months_beyond_the_device_budget_stream_from_the_host(sparse_stream, monkeypatch):
+    import skcl.classifier
+
+    X, y, months = sparse_stream
+    params = dict(regularizer=EWC(lam=10.0), rehearsal=RehearsalBuffer(capacity=150))
+    on_device = _clf(device="cuda", **params).fit(X, y, months=months)
+    monkeypatch.setattr(skcl.classifier, "_DEVICE_BUDGET_FRACTION", 0.0)
+    streamed = _clf(device="cuda", **params).fit(X, y, months=months)
+    retrained = _clf(device="cuda", update="retrain").fit(X, y, months=months)
+    np.testing.assert_allclose(streamed.predict_proba(X), on_device.predict_proba(X),
+                               atol=1e-4)
+    assert retrained.score(X, y) > 0.6
