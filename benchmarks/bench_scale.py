@@ -169,6 +169,13 @@ def skcl_classifier(args, device, **params):
                                device=str(device), **params)
 
 
+class _Hidden:
+    """``args`` with another hidden width (the months part's sparse stream)."""
+
+    def __init__(self, args, hidden):
+        self.__dict__.update(vars(args), hidden=hidden)
+
+
 # ----------------------------------------------------------------------
 # memory measurement (fresh process per variant)
 # ----------------------------------------------------------------------
@@ -316,56 +323,69 @@ def run_sparse(args):
 # ----------------------------------------------------------------------
 # per-month cost
 # ----------------------------------------------------------------------
-def run_months(args):
+def months_worker(args):
+    """One strategy on one stream, in a fresh process: per-month times, peak RSS."""
     device = torch.device(args.device)
+    if args.kind == "sparse":
+        args = _Hidden(args, args.sparse_hidden)
+    months = make_stream(args.kind, args.months, args.rows, nnz=args.nnz)
+    params = None if args.variant == "loop" else strategies(capacity=args.rows)[args.variant]
+    clf = None if params is None else skcl_classifier(args, device, **params)
+    state = {}
+    gc.collect()
+    _reset_peak()
+    base = _status_kib("VmRSS")
+    per_month = []
+    for X, y in months:
+        _sync(device)
+        start = time.perf_counter()
+        if params is None:
+            hand_finetune_month(state, X, y, args, device)
+        else:
+            clf.partial_fit(X, y, classes=[0, 1])
+        _sync(device)
+        per_month.append(time.perf_counter() - start)
+    n_rows = np.asarray([X.shape[0] for X, _ in months])
+    trained = np.cumsum(n_rows) if args.variant == "retrain" else n_rows
+    per_row_us = [1e6 * t / (r * args.epochs) for t, r in zip(per_month, trained)]
+    print(json.dumps({"per_row_us": per_row_us,
+                      "peak_bytes": _status_kib("VmHWM") - base}))
+
+
+def run_months(args):
     checkpoints = [m for m in (1, 2, 12, 24, 48) if m <= args.months]
+    last = checkpoints[-1]
     results = {}
     for kind in ("dense", "sparse"):
-        months = make_stream(kind, args.months, args.rows, nnz=args.nnz)
-        n_rows = [X.shape[0] for X, _ in months]
-        variants = {"hand-written naive loop": None, **strategies(capacity=args.rows)}
         rows = []
-        for name, params in variants.items():
-            per_month = []
-            clf = state = None
-            if params is None:
-                state = {}
-            else:
-                clf = skcl_classifier(args, device, **params)
-            gc.collect()
-            _reset_peak()
-            base = _status_kib("VmRSS")
-            for X, y in months:
-                _sync(device)
-                start = time.perf_counter()
-                if params is None:
-                    hand_finetune_month(state, X, y, args, device)
-                else:
-                    clf.partial_fit(X, y, classes=[0, 1])
-                _sync(device)
-                per_month.append(time.perf_counter() - start)
-            peak = _status_kib("VmHWM") - base
-            trained = np.cumsum(n_rows) if params and params.get("update") == "retrain" \
-                else np.asarray(n_rows)
-            per_row_us = [1e6 * t / (r * args.epochs) for t, r in zip(per_month, trained)]
-            rows.append((name, per_row_us, peak))
-            del clf
+        for variant in ["loop", *strategies(capacity=args.rows)]:
+            command = [sys.executable, __file__, "_months_worker", "--kind", kind,
+                       "--variant", variant, "--months", str(args.months),
+                       "--rows", str(args.rows), "--epochs", str(args.epochs),
+                       "--batch-size", str(args.batch_size), "--hidden", str(args.hidden),
+                       "--sparse-hidden", str(args.sparse_hidden), "--nnz", str(args.nnz),
+                       "--device", args.device]
+            output = subprocess.run(command, check=True, capture_output=True, text=True)
+            result = json.loads(output.stdout.strip().splitlines()[-1])
+            name = "hand-written naive loop" if variant == "loop" else variant
+            rows.append((name, result["per_row_us"], result["peak_bytes"]))
         reference = rows[0][1]
+        hidden = args.hidden if kind == "dense" else args.sparse_hidden
         print(f"\nper-month cost, {kind} stream ({'2381' if kind == 'dense' else '2^18'} "
-              f"features), {args.months} months x {args.rows} rows, {args.epochs} epoch(s), "
-              f"device {args.device}: microseconds per training row (retrain: per row of "
-              "its whole history), month 48 / month 2, ratio to the hand-written loop at "
-              "month 48, peak RSS growth")
+              f"features, {hidden} hidden units), {args.months} months x {args.rows} "
+              f"rows, {args.epochs} epoch(s), device {args.device}: microseconds per "
+              f"training row (retrain: per row of its whole history); month {last} / "
+              f"month 2 and the ratio to the hand-written loop use the median of months "
+              f"{max(2, last - 2)}-{last} and 2-4; peak RSS growth, one process per row")
         print("| strategy | " + " | ".join(f"month {m}" for m in checkpoints)
-              + f" | month {checkpoints[-1]} / month 2 | vs loop | peak RSS (MiB) |")
+              + f" | month {last} / month 2 | vs loop | peak RSS (MiB) |")
         print("| --- " * (len(checkpoints) + 4) + "|")
         for name, per_row_us, peak in rows:
             values = " | ".join(f"{per_row_us[m - 1]:.1f}" for m in checkpoints)
-            # months 2..: month 1 holds warm-up and initialization
-            late = statistics.median(per_row_us[max(1, checkpoints[-1] - 3):checkpoints[-1]])
+            # month 1 holds warm-up and initialization
+            late = statistics.median(per_row_us[max(1, last - 3):last])
             early = statistics.median(per_row_us[1:4])
-            versus = late / statistics.median(
-                reference[max(1, checkpoints[-1] - 3):checkpoints[-1]])
+            versus = late / statistics.median(reference[max(1, last - 3):last])
             print(f"| {name} | {values} | {late / early:.2f} | {versus:.2f} | "
                   f"{peak / 2**20:.0f} |")
         results[kind] = rows
@@ -374,7 +394,8 @@ def run_months(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["memory", "sparse", "months", "all", "_memory_worker"])
+    parser.add_argument("part", choices=["memory", "sparse", "months", "all",
+                                         "_memory_worker", "_months_worker"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
     parser.add_argument("--months", type=int, default=None)
@@ -383,13 +404,19 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--sparse-hidden", type=int, default=16,
+                        help="months part: hidden units on the sparse stream")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--memmap-dir", default=None,
                         help="memory: also measure retrain with past rows under this directory")
     parser.add_argument("--impl", choices=["skcl", "loop"], default="skcl")
+    parser.add_argument("--kind", choices=["dense", "sparse"], default="dense")
+    parser.add_argument("--variant", default="naive")
     args = parser.parse_args(argv)
     if args.part == "_memory_worker":
         return memory_worker(args)
+    if args.part == "_months_worker":
+        return months_worker(args)
     defaults = {
         # 6 x 16,000 x 2,381 float32 = 872 MiB of history: with the caller's own
         # copy of the stream, the loop's peak stays under ~3 GB
