@@ -67,6 +67,13 @@ class SparseInputLinear(nn.Module):
         return torch.addmm(self.bias, X, self.weight)
 
     def extra_repr(self):
+        """Return the layer's sizes, as shown in the module's ``repr``.
+
+        Returns
+        -------
+        text : str
+            ``"in_features=..., out_features=..."``.
+        """
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
 

@@ -111,7 +111,8 @@ def test_evaluation_scoring_and_splitters_take_sparse(sparse_stream):
             tuple(map(tuple, s)) for s in splitter.split(X, y, groups=months)]
 
 
-@pytest.mark.parametrize("strategy", ["naive", "ewc", "rehearsal", "retrain"])
+@pytest.mark.parametrize("strategy", ["naive", "ewc", "rehearsal",
+                                      pytest.param("retrain", marks=pytest.mark.slow)])
 def test_a_month_too_wide_to_densify_trains(strategy):
     # 2**22 features x 600 rows: 10 GB dense per month, 12 non-zeros per row
     n_features, n_rows, nnz = 2 ** 22, 600, 12
