@@ -23,6 +23,7 @@ MODULES = [
     "skcl.datasets",
     "skcl.modules",
     "skcl.fisher",
+    "skcl.module_utils",
     "skcl.regularizers",
     "skcl.rehearsal",
     "skcl.averaging",

@@ -5,7 +5,18 @@ from .classifier import ContinualClassifier
 from .evaluation import evaluate_stream
 from .model_selection import MonthlyKFold, TemporalSplit
 from .modules import MLP
-from .regularizers import EWC, L2, OnlineEWC, Regularizer
+from .regularizers import (
+    AGEM,
+    EWC,
+    L2,
+    MAS,
+    SI,
+    DERpp,
+    ImportanceRegularizer,
+    LwF,
+    OnlineEWC,
+    Regularizer,
+)
 from .rehearsal import RehearsalBuffer
 from .scoring import ForgettingScorer
 from .storage import RowStore
@@ -13,10 +24,15 @@ from .storage import RowStore
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AGEM",
     "ContinualClassifier",
+    "DERpp",
     "EWC",
     "ForgettingScorer",
+    "ImportanceRegularizer",
     "L2",
+    "LwF",
+    "MAS",
     "MLP",
     "MonthlyAveragingClassifier",
     "MonthlyKFold",
@@ -24,6 +40,7 @@ __all__ = [
     "RehearsalBuffer",
     "Regularizer",
     "RowStore",
+    "SI",
     "TemporalSplit",
     "__version__",
     "evaluate_stream",

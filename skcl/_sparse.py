@@ -15,6 +15,8 @@ import scipy.sparse as sp
 import torch
 
 __all__ = [
+    "cat_rows",
+    "host_rows",
     "is_scipy_sparse",
     "is_torch_sparse",
     "to_csr",
@@ -23,6 +25,7 @@ __all__ = [
     "torch_csr_rows",
     "torch_csr_take",
     "torch_csr_values_map",
+    "torch_rows",
 ]
 
 
@@ -123,3 +126,25 @@ def _from_numpy(array):
             warnings.simplefilter("ignore", UserWarning)
             return torch.from_numpy(array)
     return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def host_rows(X):
+    """A tensor's rows on the host: a scipy CSR matrix if sparse, else an ndarray."""
+    return to_scipy_csr(X) if is_torch_sparse(X) else X.detach().cpu().numpy()
+
+
+def torch_rows(X, start, stop):
+    """Rows ``start:stop`` of a dense or CSR tensor."""
+    if X.layout == torch.sparse_csr:
+        return torch_csr_rows(X, start, stop)
+    return X[start:stop]
+
+
+def cat_rows(tensors):
+    """Concatenate dense tensors, or CSR tensors (through the host), by rows."""
+    if tensors[0].layout != torch.sparse_csr:
+        return torch.cat(tensors)
+    if len(tensors) == 1:
+        return tensors[0]
+    stacked = sp.vstack([to_scipy_csr(t) for t in tensors], format="csr")
+    return to_torch_csr(stacked, device=tensors[0].device)

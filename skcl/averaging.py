@@ -1,6 +1,5 @@
 """MonthlyAveragingClassifier: one fresh model per month, predictions averaged."""
 
-import copy
 from numbers import Real
 
 import numpy as np
@@ -13,7 +12,7 @@ from .utils._fitted import reset_fitted_attributes
 from .utils._labels import check_month_classes
 from .utils._months import check_month_label, stream_months
 from .utils._predict import ArgmaxPredictMixin
-from .utils._rollback import atomic
+from .utils._rollback import atomic, save_shallow_state
 from .utils._seeding import draw_seed, make_rng
 from .utils._sklearn_compat import (
     HasMethods,
@@ -136,22 +135,14 @@ class MonthlyAveragingClassifier(ArgmaxPredictMixin, ClassifierMixin, BaseEstima
         check_parameter_constraints(self)
         month = check_month_label(month)
         X, y = validate_data(self, X, y, reset="classes_" not in self.__dict__,
-                             accept_sparse=["csr", "csc", "coo"])
+                             accept_sparse="csr")
         self._fit_month(X, y, classes, month)
         return self
 
     def _save_state(self):
         # Fitted lists are replaced, never modified in place: a shallow record
         # suffices, plus a copy of the generator that each month advances.
-        state = dict(self.__dict__)
-        if "rng_" in state:
-            state["rng_"] = copy.deepcopy(state["rng_"])
-
-        def restore():
-            self.__dict__.clear()
-            self.__dict__.update(state)
-
-        return restore
+        return save_shallow_state(self, copied=("rng_",))
 
     @atomic
     def fit(self, X, y, months=None):
@@ -178,7 +169,7 @@ class MonthlyAveragingClassifier(ArgmaxPredictMixin, ClassifierMixin, BaseEstima
         """
         check_parameter_constraints(self)
         reset_fitted_attributes(self)
-        X, y = validate_data(self, X, y, reset=True, accept_sparse=["csr", "csc", "coo"])
+        X, y = validate_data(self, X, y, reset=True, accept_sparse="csr")
         check_classification_targets(y)
         classes = np.unique(y)
         for month, rows in stream_months(months, len(y)):
@@ -200,7 +191,7 @@ class MonthlyAveragingClassifier(ArgmaxPredictMixin, ClassifierMixin, BaseEstima
             class gives it zero probability.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, accept_sparse=["csr", "csc", "coo"])
+        X = validate_data(self, X, reset=False, accept_sparse="csr")
         proba = np.zeros((X.shape[0], len(self.classes_)))
         for weight, model in zip(self._model_weights(), self.estimators_):
             columns = np.asarray(model.classes_, dtype=np.intp)

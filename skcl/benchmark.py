@@ -3,32 +3,39 @@
 Run it as ``skcl-benchmark`` (the console script) or ``python -m
 skcl.benchmark``. It trains each strategy month by month on a stream (the
 embedded :func:`~skcl.datasets.make_drifting_stream` by default, or a CSV or
-parquet file), scores every intermediate model on every month's held-out part
-with :func:`~skcl.evaluation.evaluate_stream`, prints the summary table sorted
-by mean score, and writes three files to ``--out``:
+parquet file) at several seeds (``--seeds``, default 3), optionally after
+tuning it (``--tune``), scores every intermediate model on every month's
+held-out part with :func:`~skcl.evaluation.evaluate_stream`, prints the
+summary table (means with 95% intervals over seeds, differences to
+``retrain`` as paired intervals, costs relative to ``retrain``) and the
+verdicts on the original study's seven findings, and writes to ``--out``:
 
 ``results.csv``
-    The tidy table: one row per (strategy, training month, evaluated month)
-    with the score, the cumulative samples processed and the wall time.
+    The tidy table: one row per (seed, strategy, training month, evaluated
+    month) with the score, the cumulative samples processed and the wall time.
 ``summary.json``
-    The run's configuration and one summary row per strategy (mean, worst,
-    first- and last-month score of the final model, gap and cost relative to
-    ``retrain``).
+    The configuration; per strategy its family, description and tuning grid;
+    one summary row per (seed, strategy) (``seeds``); the intervals and mean
+    costs per strategy (``summary``); the values tuning chose at each seed
+    with every candidate's cross-validated score (``tuning``); the findings;
+    the run's wall time.
+``findings.md``
+    The findings table: each claim, its verdict, and the intervals behind it.
 ``forgetting.png``
-    Per evaluated month, the score of each strategy's final model, one panel
-    per strategy family; ``retrain`` in black and ``naive`` in red in every
-    panel (needs matplotlib, the ``plot`` extra).
+    Per evaluated month, the score of each strategy's final model (mean over
+    seeds, band = 95% interval), one panel per strategy family; ``retrain`` in
+    black and ``naive`` in red in every panel (needs matplotlib, the ``plot``
+    extra).
 
 Strategies and their hyper-parameters
 -------------------------------------
-All strategies share one network and one first month: the bundled
-:class:`~skcl.MLP` with two hidden layers of 64 units, Adam at ``lr=1e-3``,
-batches of 128 rows, ``--epochs`` epochs per month (default 5) and the same
-``--random-state`` seed, so every fine-tuning strategy starts from the very
-same model after month one and differs only in what it does afterwards.
-The values below are ordinary defaults from the literature's usual ranges,
-set once and not tuned on the benchmark's data; ``--list-strategies`` prints
-them.
+All strategies share one network: the bundled :class:`~skcl.MLP` with two
+hidden layers of 64 units, Adam at ``lr=1e-3``, batches of 128 rows and
+``--epochs`` epochs per month (default 5). At each seed every fine-tuning
+strategy starts from the very same model after month one and differs only in
+what it does afterwards. Without ``--tune`` the values below are ordinary
+defaults from the literature's usual ranges; ``--list-strategies`` prints them
+with the grid ``--tune`` searches.
 
 * ``retrain``: re-initialize and train on every month so far, every month
   (the reference: best retention, highest cost).
@@ -52,159 +59,84 @@ them.
 * ``ewc-variance``: EWC with the variance-based importance at ``lam=5000``:
   that importance is on another scale (fourth powers of gradients, about 1/50
   of the Fisher's total after the first month of the default stream), so
-  ``lam`` is scaled to give the penalty the same weight, not tuned on results.
+  ``lam`` is scaled to give the penalty the same weight.
 * ``online-ewc``: :class:`~skcl.OnlineEWC`, empirical Fisher, ``lam=100``,
-  ``gamma=0.9`` (a tenth of the accumulated importance fades per month, its
-  purpose on a drifting stream).
+  ``gamma=0.9`` (a tenth of the accumulated importance fades per month).
 * ``rehearsal+<regularizer>``: ``rehearsal-fixed`` combined with each of the
   five regularizers above.
 
-Costs, in ``samples_processed`` (see :func:`~skcl.evaluation.evaluate_stream`):
-with ``M`` months of ``n`` training rows and ``E`` epochs, fine-tuning
-strategies and ``rehearsal-fixed`` process ``E * M * n`` rows,
-``rehearsal-grow`` about twice that, and ``retrain`` ``E * n * M (M + 1) / 2``.
+Tuning
+------
+``--tune`` runs :class:`~sklearn.model_selection.GridSearchCV` for every
+strategy with a grid (all but ``retrain`` and ``naive``): ``lam`` over
+decades for the regularizers, replay ratio and buffer policy for rehearsal,
+``finetune_lr`` or the finishing epochs and their rate for the learning-rate
+strategies, the weighting for averaging. Each candidate is trained on the
+stream with :class:`~skcl.MonthlyKFold` (3 folds, 2 with ``--quick``; every
+fold holds every month) and scored by :class:`~skcl.ForgettingScorer`
+(``aggregate="mean"``, the benchmark's own criterion), on the **training
+parts only**: the held-out parts that the table reports are never seen by
+the search. Tuning is repeated at every seed; its time is the ``tune s``
+column, apart from the final training's ``train s``.
+
+Costs
+-----
+``samples`` (see :func:`~skcl.evaluation.evaluate_stream`): with ``M``
+months of ``n`` training rows and ``E`` epochs, fine-tuning strategies and
+``rehearsal-fixed`` process ``E * M * n`` rows, ``rehearsal-grow`` about
+twice that, and ``retrain`` ``E * n * M (M + 1) / 2``. ``train s`` is the
+wall time inside ``partial_fit``; ``peak MB`` the growth of the process's
+resident memory during the final training and scoring (Linux; a lower bound
+in a reused worker process); ``device MB`` the peak CUDA memory allocated,
+on CUDA runs. Each cost is also given relative to ``retrain`` at the same
+seed.
+
+Parallel runs
+-------------
+Each (strategy, seed) is one task. ``--jobs N`` runs them in ``N`` joblib
+worker processes, ``--dask-scheduler ADDRESS`` on a ``dask.distributed``
+cluster (``joblib.parallel_config(backend="dask")``; the ``dask`` extra).
+Every task sets torch to ``--threads`` threads (default 1), so the results
+are identical to ``--jobs 1`` for the same seeds.
 """
 
 import argparse
-import json
 import math
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
-from .classifier import ContinualClassifier
-from .evaluation import evaluate_stream
+from ._benchmark.findings import format_findings, judge_claims
+from ._benchmark.report import (aggregate, final_curves, format_table, per_seed_values,
+                                plot_forgetting, seed_summaries, tuning_lines,
+                                write_json, write_results_csv)
+from ._benchmark.runner import TaskProgress, run_tasks
+from ._benchmark.strategies import BUFFER_SHARE, LR, strategies
+from .evaluation import _split_months
+from .utils._months import check_months
 
 __all__ = ["main"]
 
-#: Figure panels, in order.
-FAMILIES = ("baselines", "rehearsal", "learning rate", "regularizers",
-            "rehearsal + regularizer")
-
-_LR = 1e-3
 _HIDDEN_UNITS = (64, 64)
-_FINISH_EPOCHS = 2
 _QUICK_HIDDEN_UNITS = (16,)
-_BUFFER_SHARE = 0.25       # of the stream's training rows
-_REPLAY_RATIO = 0.5
-_L2_LAM = 1.0              # L2's default
-_EWC_LAM = {
-    "empirical": 100.0,    # EWC's default
-    "hessian": 100.0,      # same scale as the Fisher (both are curvatures of the loss)
-    # Variance importances are fourth powers of gradients: after the first month
-    # of the default stream they sum to about 1/50 of the empirical Fisher's,
-    # so lam is scaled up by that factor to give the penalty the same weight.
-    "variance": 5000.0,
-}
-_ONLINE_GAMMA = 0.9        # forget a tenth of the past importance per month
+_TEST_SIZE = 0.3
+_SEED_MAX = 2**32 - 1
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_DASK_TIMEOUT = "10s"
 
 
-# ----------------------------------------------------------------------
-# strategy registry
-# ----------------------------------------------------------------------
-def _classifier(config, **params):
-    defaults = dict(
-        module__hidden_units=config["hidden_units"], max_epochs=config["epochs"],
-        batch_size=config["batch_size"], lr=_LR, random_state=config["random_state"],
-        device=config["device"],
-    )
-    defaults.update(params)
-    return ContinualClassifier(**defaults)
-
-
-def _buffer(config, epoch_size="fixed"):
-    from .rehearsal import RehearsalBuffer
-
-    return RehearsalBuffer(capacity=config["buffer_capacity"],
-                           replay_ratio=_REPLAY_RATIO, epoch_size=epoch_size)
-
-
-def _averaging(config):
-    from .averaging import MonthlyAveragingClassifier
-
-    # members left unseeded: the averaging estimator seeds each month's fresh
-    # model differently from its own random_state
-    return MonthlyAveragingClassifier(estimator=_classifier(config, random_state=None),
-                                      random_state=config["random_state"])
-
-
-def _l2(config):
-    from .regularizers import L2
-
-    return L2(lam=_L2_LAM)
-
-
-def _ewc(fisher):
-    def build(config):
-        from .regularizers import EWC
-
-        return EWC(lam=_EWC_LAM[fisher], fisher=fisher)
-    return build
-
-
-def _online_ewc(config):
-    from .regularizers import OnlineEWC
-
-    return OnlineEWC(lam=_EWC_LAM["empirical"], gamma=_ONLINE_GAMMA)
-
-
-_REGULARIZERS = {
-    "l2": (_l2, f"L2 pull towards the previous month's weights, lam={_L2_LAM:g}"),
-    "ewc-empirical": (_ewc("empirical"),
-                      f"EWC, empirical Fisher, lam={_EWC_LAM['empirical']:g}"),
-    "ewc-hessian": (_ewc("hessian"),
-                    f"EWC, Hessian diagonal (negatives clipped), "
-                    f"lam={_EWC_LAM['hessian']:g}"),
-    "ewc-variance": (_ewc("variance"),
-                     f"EWC, per-sample variance of squared gradients, "
-                     f"lam={_EWC_LAM['variance']:g} (scale-matched to the Fisher's)"),
-    "online-ewc": (_online_ewc, f"online EWC, empirical Fisher, "
-                                f"lam={_EWC_LAM['empirical']:g}, gamma={_ONLINE_GAMMA:g}"),
-}
-
-
-def _registry():
-    """Return ``{name: (family, description, build(config) -> estimator)}``."""
-    strategies = {
-        "retrain": ("baselines", "re-initialize and train on all months so far, every month",
-                    lambda c: _classifier(c, update="retrain")),
-        "naive": ("baselines", "fine-tune at the first month's lr",
-                  lambda c: _classifier(c)),
-        "averaging": ("baselines", "one fresh model per month, probabilities averaged",
-                      _averaging),
-        "rehearsal-fixed": (
-            "rehearsal",
-            f"replay {_REPLAY_RATIO:.0%} of each epoch from a buffer of "
-            f"{_BUFFER_SHARE:.0%} of the stream; epoch as long as the month",
-            lambda c: _classifier(c, rehearsal=_buffer(c, "fixed"))),
-        "rehearsal-grow": (
-            "rehearsal",
-            "same buffer; epoch = the month plus replayed rows (grows with replay)",
-            lambda c: _classifier(c, rehearsal=_buffer(c, "grow"))),
-        "low-lr": ("learning rate", "fine-tune at 0.1x the first month's lr",
-                   lambda c: _classifier(c, finetune_lr=0.1 * _LR)),
-        "low-lr-finish": (
-            "learning rate",
-            f"fine-tune at lr, then {_FINISH_EPOCHS} finishing epochs at 0.1x lr each month",
-            lambda c: _classifier(c, finish_epochs=_FINISH_EPOCHS, finish_lr=0.1 * _LR)),
-    }
-    for name, (build_regularizer, text) in _REGULARIZERS.items():
-        strategies[name] = (
-            "regularizers", text,
-            lambda c, b=build_regularizer: _classifier(c, regularizer=b(c)))
-    for name, (build_regularizer, text) in _REGULARIZERS.items():
-        strategies[f"rehearsal+{name}"] = (
-            "rehearsal + regularizer", f"rehearsal-fixed and {text}",
-            lambda c, b=build_regularizer: _classifier(
-                c, regularizer=b(c), rehearsal=_buffer(c, "fixed")))
-    return strategies
+def _plain(value):
+    """A numpy scalar as the Python scalar it holds (for messages)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 # ----------------------------------------------------------------------
 # command line
 # ----------------------------------------------------------------------
-def _positive_int(minimum):
+def _positive_int(minimum, maximum=None):
     def parse(text):
         try:
             value = int(text)
@@ -214,6 +146,9 @@ def _positive_int(minimum):
         if value < minimum:
             raise argparse.ArgumentTypeError(
                 f"{text!r} is too small; pass a whole number >= {minimum}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is too large; pass a whole number <= {maximum}")
         return value
     return parse
 
@@ -223,8 +158,9 @@ def _build_parser():
         prog="skcl-benchmark",
         description=(
             "Compare continual-learning strategies against full retraining, month by "
-            "month: prints a summary table and writes results.csv, summary.json and "
-            "forgetting.png."
+            "month, over several seeds: prints a summary table with 95%% intervals and "
+            "the original study's findings judged, and writes results.csv, "
+            "summary.json, findings.md and forgetting.png."
         ),
     )
     parser.add_argument(
@@ -248,7 +184,8 @@ def _build_parser():
         "--strategies", metavar="A,B,...",
         help="comma-separated strategy names (default: all; see --list-strategies)")
     parser.add_argument("--list-strategies", action="store_true",
-                        help="print the strategy names, families and settings, and exit")
+                        help="print the strategy names, families, settings and tuning "
+                             "grids, and exit")
     parser.add_argument(
         "--metric", choices=("accuracy", "roc_auc"), default="accuracy",
         help="score of each month's test part (roc_auc is one-vs-rest for more than two "
@@ -259,11 +196,31 @@ def _build_parser():
                         help="output directory, created if needed (default: %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny run for smoke tests (seconds): 4 months of 150 rows "
-                             "(the first 3 months of --data), 2 epochs, a 16-unit network")
+                             "(the first 3 months of --data), 2 epochs, a 16-unit network, "
+                             "1 seed, grids cut to their end values and 2 tuning folds")
     parser.add_argument("--epochs", type=_positive_int(1), metavar="N",
                         help="training epochs per month (default: 5, 2 with --quick)")
-    parser.add_argument("--random-state", type=int, default=0, metavar="SEED",
-                        help="seed of the data, the splits and every model "
+    parser.add_argument("--seeds", type=_positive_int(1), metavar="N",
+                        help="repetitions of every strategy with different model seeds "
+                             "(--random-state, +1, ...); default: 3, 1 with --quick")
+    parser.add_argument("--vary-split", action="store_true",
+                        help="also draw each seed's held-out parts anew (default: one "
+                             "split, seeded by --random-state, for every seed)")
+    parser.add_argument("--tune", action="store_true",
+                        help="grid-search every strategy's key knobs on the training "
+                             "parts (MonthlyKFold, ForgettingScorer) before training it")
+    parser.add_argument("--jobs", type=_positive_int(1), default=1, metavar="N",
+                        help="(strategy, seed) tasks run in parallel worker processes "
+                             "(default: %(default)s)")
+    parser.add_argument("--threads", type=_positive_int(1), default=1, metavar="N",
+                        help="torch threads of each task (default: %(default)s; the same "
+                             "value gives the same results at any --jobs)")
+    parser.add_argument("--dask-scheduler", metavar="ADDRESS",
+                        help="run the tasks on this dask.distributed scheduler, e.g. "
+                             "tcp://10.0.0.5:8786 (needs the dask extra)")
+    parser.add_argument("--random-state", type=_positive_int(0, _SEED_MAX), default=0,
+                        metavar="SEED",
+                        help="seed of the data, the splits and the first model seed "
                              "(default: %(default)s)")
     return parser
 
@@ -297,6 +254,45 @@ def _check_device(parser, device):
                      "use --device cpu")
 
 
+def _check_out(parser, text):
+    """Refuse an --out that is a file, lies under a file, or cannot be written."""
+    out = Path(text)
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {text!r} is an existing file; pass a directory "
+                     "(created if needed)")
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        parser.error(f"--out {text!r} lies under {str(existing)!r}, which is a file; "
+                     "pass a directory path")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        parser.error(f"--out {text!r} is not writable ({exc.strerror or exc}); pass a "
+                     "directory you can write to")
+    return out
+
+
+def _read_frame(parser, path, text):
+    try:
+        import pandas as pd
+    except ImportError:
+        parser.error(f"--data {text!r} needs pandas to read it; pip install pandas")
+    suffixes = "".join(path.suffixes).lower()
+    try:
+        if suffixes.endswith((".parquet", ".pq")):
+            return pd.read_parquet(path)
+        if ".csv" in suffixes:
+            return pd.read_csv(path)
+    except (ValueError, ImportError, OSError) as exc:
+        parser.error(f"--data {text!r} could not be read: {exc}")
+    parser.error(f"--data {text!r}: unknown file type {path.suffix!r}; pass "
+                 "a .csv (optionally compressed, e.g. .csv.gz) or .parquet file")
+
+
 def _load_data(parser, args):
     """Return ``X, y, months, description`` from --data or the embedded stream."""
     if args.data is None:
@@ -314,21 +310,12 @@ def _load_data(parser, args):
         parser.error(f"--data {args.data!r}: no such file")
     if path.suffix.lower() == ".npz":
         return _load_sparse_data(parser, args)
-    try:
-        import pandas as pd
-    except ImportError:
-        parser.error(f"--data {args.data!r} needs pandas to read it; pip install pandas")
-    suffixes = "".join(path.suffixes).lower()
-    try:
-        if suffixes.endswith((".parquet", ".pq")):
-            frame = pd.read_parquet(path)
-        elif ".csv" in suffixes:
-            frame = pd.read_csv(path)
-        else:
-            parser.error(f"--data {args.data!r}: unknown file type {path.suffix!r}; pass "
-                         "a .csv (optionally compressed, e.g. .csv.gz) or .parquet file")
-    except (ValueError, ImportError, OSError) as exc:
-        parser.error(f"--data {args.data!r} could not be read: {exc}")
+    import pandas as pd
+
+    frame = _read_frame(parser, path, args.data)
+    if len(frame) == 0:
+        parser.error(f"--data {args.data!r} has a header but no rows; pass a file with "
+                     "at least two months of rows")
     for option, column in (("--month-column", args.month_column),
                            ("--label-column", args.label_column)):
         if column not in frame.columns:
@@ -353,6 +340,17 @@ def _load_data(parser, args):
     if missing:
         parser.error(f"--data {args.data!r} has missing values in {', '.join(missing)}; "
                      "impute or drop those rows")
+    values = features.to_numpy(dtype=np.float64)
+    # float32 is what the networks compute in: a larger value would become inf
+    too_large = ~(np.abs(values) <= _FLOAT32_MAX)
+    if too_large.any():
+        columns = [str(features.columns[j]) for j in np.flatnonzero(too_large.any(axis=0))]
+        row = int(np.flatnonzero(too_large.any(axis=1))[0])
+        parser.error(
+            f"--data {args.data!r}: feature column(s) {', '.join(columns)} hold infinite "
+            f"values or values beyond float32's range (+-{_FLOAT32_MAX:.3g}), e.g. "
+            f"{values[row, np.flatnonzero(too_large[row])[0]]!r} in row {row}; rescale, "
+            "clip or drop them")
     months = frame[args.month_column].to_numpy()
     if np.issubdtype(months.dtype, np.datetime64):
         months = np.datetime_as_string(months, unit="D")
@@ -369,8 +367,12 @@ def _load_data(parser, args):
         month_order = month_order[:args.months]
     elif args.quick:
         month_order = month_order[:3]
+    if len(month_order) < 2:
+        parser.error(f"--data {args.data!r} holds {len(month_order)} month "
+                     f"({', '.join(map(str, month_order))}); a continual benchmark needs "
+                     "at least 2")
     keep = np.isin(months, month_order)
-    X = features.to_numpy(dtype=np.float32)[keep]
+    X = values[keep].astype(np.float32)
     y = frame[args.label_column].to_numpy()[keep]
     return X, y, months[keep], f"{args.data} ({len(month_order)} months)"
 
@@ -402,117 +404,52 @@ def _load_sparse_data(parser, args):
             f"{args.data} + {args.labels} ({len(month_order)} months, sparse)")
 
 
-# ----------------------------------------------------------------------
-# outputs
-# ----------------------------------------------------------------------
-def _negative_fractions(result):
-    """Per strategy whose regularizer reports them, the raw importances' negative share."""
-    fractions = {}
-    for name, estimator in result.estimators.items():
-        regularizer = getattr(estimator, "regularizer_", None)
-        values = getattr(regularizer, "negative_fractions_", None)
-        if values:
-            fractions[name] = [float(value) for value in values]
-    return fractions
+def _check_stream(parser, args, y, months, split_seeds, tune_folds):
+    """Refuse, before anything trains, a stream the benchmark cannot score."""
+    classes = np.unique(y)
+    source = f"--data {args.data!r}" if args.data else "the stream"
+    if len(classes) < 2:
+        parser.error(
+            f"--label-column {args.label_column!r} of {source} holds a single class "
+            f"({_plain(classes[0])!r}): every model would score a meaningless {args.metric} of "
+            "1.0 or none at all; pass a label column with at least two classes")
+    months, month_order = check_months(months, len(y))
+    for split_seed in split_seeds:
+        try:
+            splits = _split_months(y, months, month_order, _TEST_SIZE, split_seed)
+        except ValueError as exc:
+            parser.error(f"{source}: {exc}")
+        for month, (train, test) in zip(month_order, splits):
+            if args.metric == "roc_auc" and len(np.unique(y[test])) < 2:
+                parser.error(
+                    f"{source}: month {_plain(month)!r} holds one class "
+                    f"({_plain(np.unique(y[test])[0])!r}), "
+                    "where roc_auc is undefined; use --metric accuracy, or drop or merge "
+                    "the month")
+            if args.tune and len(train) < tune_folds:
+                parser.error(
+                    f"{source}: month {_plain(month)!r} has {len(train)} training rows, too few "
+                    f"for --tune's {tune_folds} folds; drop --tune or merge the month")
 
 
-def _write_summary(path, result, config, families, descriptions):
-    strategies = {name: {"family": families[name], "description": descriptions[name]}
-                  for name in result.strategies}
-    for name, values in _negative_fractions(result).items():
-        strategies[name]["negative_fraction_per_month"] = values
-    payload = {
-        "metric": result.metric,
-        "reference": result.reference,
-        "months": result.months,
-        "config": config,
-        "strategies": strategies,
-        "summary": result.summary,
-    }
-    path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+def _dask_client(parser, address):
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        parser.error("--dask-scheduler needs dask.distributed; pip install 'skcl[dask]'")
+    try:
+        return Client(address, timeout=_DASK_TIMEOUT)
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        parser.error(f"--dask-scheduler {address!r}: cannot connect ({exc}); pass the "
+                     "address a dask scheduler prints, e.g. tcp://127.0.0.1:8786")
 
 
-def _plot_forgetting(result, families, path):
-    """Draw each strategy's final per-month score, one panel per family, to ``path``.
-
-    ``retrain`` (black) and ``naive`` (red) appear in every panel as the two
-    bounds. Each panel's y-axis is narrowed to its own strategies and
-    ``retrain``; where ``naive`` falls below it, a note gives its minimum.
-
-    Parameters
-    ----------
-    result : StreamEvaluation
-        From :func:`~skcl.evaluation.evaluate_stream`.
-    families : dict
-        Strategy name to family name (one of ``FAMILIES``).
-    path : str or path-like
-        Where to write the PNG.
-
-    Returns
-    -------
-    path : str or path-like
-        ``path``, once written.
-    """
-    from matplotlib.figure import Figure
-
-    panels = [family for family in FAMILIES
-              if any(families[name] == family for name in result.strategies)]
-    n_cols = min(3, len(panels))
-    n_rows = math.ceil(len(panels) / n_cols)
-    figure = Figure(figsize=(5.4 * n_cols, 4.6 * n_rows), layout="constrained")
-    axes = np.atleast_1d(figure.subplots(n_rows, n_cols, squeeze=False)).ravel()
-    positions = np.arange(len(result.months))
-    finals = {name: result.matrix(name)[-1] for name in result.strategies}
-    bounds = {"retrain": ("black", 2.2), "naive": ("tab:red", 1.8)}
-    palette = ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown",
-               "tab:pink", "tab:olive", "tab:cyan", "tab:gray"]
-    for ax, family in zip(axes, panels):
-        members = [name for name in result.strategies
-                   if families[name] == family and name not in bounds]
-        shown = [name for name in bounds if name in finals] + members
-        if family == "rehearsal + regularizer" and "rehearsal-fixed" in finals:
-            # the combinations are read against rehearsal alone
-            ax.plot(positions, finals["rehearsal-fixed"], color="0.45", linewidth=1.6,
-                    linestyle="--", label="rehearsal-fixed", zorder=2)
-            shown.append("rehearsal-fixed")
-        for name in shown:
-            if name == "rehearsal-fixed" and family != "rehearsal":
-                continue
-            if name in bounds:
-                color, width = bounds[name]
-                ax.plot(positions, finals[name], color=color, linewidth=width,
-                        marker="o", markersize=3, label=name, zorder=3)
-            else:
-                color = palette[members.index(name) % len(palette)]
-                ax.plot(positions, finals[name], color=color, linewidth=1.4,
-                        marker="o", markersize=3, label=name)
-        # the axis spans the panel's own strategies and retrain, so that small
-        # differences between them stay visible; naive may leave it (noted)
-        framed = [name for name in shown if name != "naive" or family == "baselines"]
-        values = np.concatenate([finals[name] for name in framed])
-        low, high = float(np.nanmin(values)), float(np.nanmax(values))
-        pad = max(0.08 * (high - low), 0.005)
-        ax.set_ylim(low - pad, high + pad)
-        if "naive" in finals and np.nanmin(finals["naive"]) < low - pad:
-            ax.annotate(f"naive below axis (min {np.nanmin(finals['naive']):.2f})",
-                        xy=(0.98, 0.03), xycoords="axes fraction", fontsize="small",
-                        horizontalalignment="right", color=bounds["naive"][0])
-        ax.set_title(family)
-        ax.set_xlabel("evaluated month")
-        ax.set_ylabel(result.metric)
-        step = max(1, len(positions) // 12)
-        ax.set_xticks(positions[::step])
-        ax.set_xticklabels([str(m) for m in result.months[::step]],
-                           rotation=45 if len(str(result.months[-1])) > 3 else 0)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2),
-                  ncol=3, frameon=False)
-    for ax in axes[len(panels):]:
-        ax.set_visible(False)
-    figure.suptitle(f"{result.metric} of each strategy's final model on every month's "
-                    "test part (each panel's y-axis narrowed to its curves)")
-    figure.savefig(path, dpi=110)
-    return path
+def _list_strategies(registry):
+    width = max(map(len, registry))
+    for name, strategy in registry.items():
+        grid = "; ".join(f"{key} in {list(values)}" for key, values in strategy.grid.items())
+        print(f"{name.ljust(width)}  [{strategy.family}] {strategy.description}"
+              + (f"\n{' ' * width}  --tune: {grid}" if grid else ""))
 
 
 # ----------------------------------------------------------------------
@@ -530,84 +467,145 @@ def main(argv=None):
     Returns
     -------
     status : int
-        0 on success. Invalid options exit through ``SystemExit(2)`` with a
-        message naming the value and the fix, as argparse does.
+        0 on success. Invalid options and data that cannot be benchmarked
+        exit through ``SystemExit(2)`` with a one-line message naming the
+        value and the fix, as argparse does, before any strategy trains.
 
     Examples
     --------
     >>> from skcl.benchmark import main
-    >>> main(["--quick", "--out", "results"])  # doctest: +SKIP
+    >>> main(["--quick", "--seeds", "2", "--tune", "--out", "results"])  # doctest: +SKIP
     0
     """
     parser = _build_parser()
     args = parser.parse_args(argv)
-    registry = _registry()
+    registry = strategies()
     if args.list_strategies:
-        width = max(map(len, registry))
-        for name, (family, description, _) in registry.items():
-            print(f"{name.ljust(width)}  [{family}] {description}")
+        _list_strategies(registry)
         return 0
     names = _select_strategies(parser, args.strategies, registry)
     _check_device(parser, args.device)
+    n_seeds = args.seeds or (1 if args.quick else 3)
+    if args.random_state + n_seeds - 1 > _SEED_MAX:
+        parser.error(f"--random-state {args.random_state} with --seeds {n_seeds} needs "
+                     f"seeds up to {args.random_state + n_seeds - 1}, beyond {_SEED_MAX}; "
+                     "pass a smaller --random-state")
+    if args.dask_scheduler is not None and args.jobs != 1:
+        parser.error("--jobs and --dask-scheduler exclude each other: under dask every "
+                     "worker of the cluster runs tasks; drop --jobs")
+    seeds = [args.random_state + index for index in range(n_seeds)]
+    split_seeds = seeds if args.vary_split else [args.random_state] * n_seeds
+    tune_folds = 2 if args.quick else 3
     X, y, months, data_description = _load_data(parser, args)
+    _check_stream(parser, args, y, months, sorted(set(split_seeds)), tune_folds)
+    out = _check_out(parser, args.out)
+    client = None if args.dask_scheduler is None else _dask_client(parser, args.dask_scheduler)
 
-    test_size = 0.3
-    n_train_rows = sum(len(y[months == month]) - math.ceil(test_size * np.sum(months == month))
+    n_train_rows = sum(len(y[months == month]) - math.ceil(_TEST_SIZE * np.sum(months == month))
                        for month in np.unique(months))
+    classes = np.unique(y)
+    metric = "roc_auc_ovr" if args.metric == "roc_auc" and len(classes) > 2 else args.metric
     config = {
         "data": data_description,
         "n_rows": int(len(y)),
         "n_features": int(X.shape[1]),
-        "classes": [c.item() if isinstance(c, np.generic) else c for c in np.unique(y)],
-        "test_size": test_size,
+        "classes": [c.item() if isinstance(c, np.generic) else c for c in classes],
+        "test_size": _TEST_SIZE,
         "epochs": args.epochs or (2 if args.quick else 5),
         "hidden_units": list(_QUICK_HIDDEN_UNITS if args.quick else _HIDDEN_UNITS),
-        "lr": _LR,
+        "lr": LR,
         "batch_size": 32 if args.quick else 128,
-        "buffer_capacity": max(1, int(_BUFFER_SHARE * n_train_rows)),
+        "buffer_capacity": max(1, int(BUFFER_SHARE * n_train_rows)),
         "device": args.device,
         "random_state": args.random_state,
+        "seeds": seeds,
+        "split_seeds": split_seeds,
+        "metric": metric,
+        "tune": args.tune,
+        "quick": args.quick,
+        "tune_folds": tune_folds,
+        "threads": args.threads,
+        "jobs": args.jobs,
+        "dask_scheduler": args.dask_scheduler,
         "argv": list(sys.argv[1:] if argv is None else argv),
     }
-    build_config = dict(config, hidden_units=tuple(config["hidden_units"]))
-    strategies = {name: registry[name][2](build_config) for name in names}
-    metric = args.metric
-    if metric == "roc_auc" and len(config["classes"]) > 2:
-        metric = "roc_auc_ovr"
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"skcl-benchmark: {len(names)} strategies on {data_description}, "
-          f"{config['epochs']} epoch(s) per month, device {args.device}", flush=True)
+    tasks = [(name, seed, split_seed) for seed, split_seed in zip(seeds, split_seeds)
+             for name in names]
+    print(f"skcl-benchmark: {len(names)} strategies x {n_seeds} seed(s) on "
+          f"{data_description}, {config['epochs']} epoch(s) per month"
+          f"{', tuned' if args.tune else ''}, device {args.device}, "
+          + (f"dask scheduler {args.dask_scheduler}" if client is not None
+             else f"{args.jobs} job(s) x {args.threads} thread(s)"), flush=True)
     # Adam's first construction imports torch's compiler stack (about a second);
     # pay for it here so that it is not charged to the first strategy's time.
     import torch
 
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-    result = evaluate_stream(strategies, X, y, months, test_size=test_size, metric=metric,
-                             random_state=args.random_state, progress=True)
+    progress = TaskProgress(len(tasks))
+    start = time.perf_counter()
+    try:
+        if client is None:
+            results = run_tasks(tasks, config=config, X=X, y=y, months=months,
+                                n_jobs=args.jobs, on_done=progress.done)
+        else:
+            from joblib import parallel_config
 
-    families = {name: registry[name][0] for name in registry}
-    descriptions = {name: registry[name][1] for name in registry}
-    result.to_csv(out / "results.csv")
-    _write_summary(out / "summary.json", result, config, families, descriptions)
-    written = ["results.csv", "summary.json"]
+            with client, parallel_config(backend="dask"):
+                results = run_tasks(tasks, config=config, X=X, y=y, months=months,
+                                    n_jobs=-1, on_done=progress.done)
+    finally:
+        progress.close()
+    wall_seconds = time.perf_counter() - start
+
+    _, month_order = check_months(months, len(y))
+    month_labels = [m.item() if isinstance(m, np.generic) else m for m in month_order]
+    reference = "retrain" if "retrain" in names else None
+    rows = seed_summaries(results, month_labels, metric, reference)
+    summary = aggregate(rows)
+    findings = judge_claims(per_seed_values(rows))
+    write_results_csv(out / "results.csv", results)
+    write_json(out / "summary.json", {
+        "metric": metric, "reference": reference, "months": month_labels,
+        "config": config, "wall_seconds": wall_seconds,
+        "strategies": {name: {"family": registry[name].family,
+                              "description": registry[name].description,
+                              "grid": {k: list(v) for k, v in registry[name].grid.items()}}
+                       for name in names},
+        "summary": summary, "seeds": rows,
+        "tuning": {name: {str(r["seed"]): {"best_params": r["best_params"],
+                                           "tune_seconds": r["tune_seconds"],
+                                           "cv_results": r["cv_results"]}
+                          for r in results if r["strategy"] == name and r["best_params"]}
+                   for name in names if args.tune and registry[name].grid},
+        "findings": findings,
+    })
+    (out / "findings.md").write_text(format_findings(findings, markdown=True),
+                                     encoding="utf-8")
+    written = ["results.csv", "summary.json", "findings.md"]
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         print("matplotlib is not installed: skipped forgetting.png "
               "(pip install 'skcl[plot]' to draw it)", file=sys.stderr)
     else:
-        _plot_forgetting(result, families, out / "forgetting.png")
+        plot_forgetting(final_curves(results, month_labels),
+                        {name: registry[name].family for name in names}, month_labels,
+                        metric, out / "forgetting.png")
         written.append("forgetting.png")
     print()
-    print(result.format_summary())
-    negative = {name: np.mean(values) for name, values in _negative_fractions(result).items()
-                if max(values) > 0}
+    print(format_table(summary, metric, reference))
+    negative = {row["strategy"]: row["negative_fraction"] for row in summary
+                if row.get("negative_fraction")}
     if negative:
-        print("negative share of the raw importance estimate, mean over months: "
+        print("negative share of the raw importance estimate, mean over months and seeds: "
               + ", ".join(f"{name} {value:.1%}" for name, value in negative.items()))
-    print(f"\nwrote {', '.join(written)} to {out}")
+    if args.tune:
+        print("\nchosen by tuning (GridSearchCV on the training parts):")
+        print("\n".join(tuning_lines(results)))
+    print()
+    print(format_findings(findings))
+    print(f"\n{len(tasks)} task(s) in {wall_seconds:.1f} s; wrote {', '.join(written)} "
+          f"to {out}")
     return 0
 
 

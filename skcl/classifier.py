@@ -24,18 +24,21 @@ from sklearn.base import clone
 from sklearn.utils.multiclass import check_classification_targets
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
-from skorch.dataset import Dataset
+from skorch.dataset import Dataset, unpack_data
 from skorch.net import NeuralNet
 
 from ._batching import DeviceBatchIterator, RowsDataset, dataset_tensors, shared_tensor
-from ._sparse import is_scipy_sparse, is_torch_sparse, to_csr, to_scipy_csr, to_torch_csr
+from ._compiled_step import compiled_train_step
+from ._sparse import host_rows, is_scipy_sparse, to_csr, to_torch_csr
 from .modules import MLP
+from .regularizers._base import training_hooks
+from .rehearsal import RehearsalBuffer
 from .storage import RowStore
 from .utils._fitted import reset_fitted_attributes
 from .utils._labels import check_month_classes
 from .utils._months import check_month_label, missing_mask, stream_months
 from .utils._predict import ArgmaxPredictMixin
-from .utils._rollback import atomic
+from .utils._rollback import atomic, save_shallow_state
 from .utils._seeding import draw_seed, make_rng, seeded_global_torch, torch_generator
 from .utils._sklearn_compat import (
     HasMethods,
@@ -117,13 +120,14 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         dense float32, about ``8 * nnz`` sparse), or on disk with
         ``memmap_dir``, and streams batches from it (see :ref:`memory`).
     regularizer : regularizer object or None, default=None
-        A loss-level strategy (e.g. :class:`~skcl.EWC`), cloned into
-        ``regularizer_`` at the first month. Its ``penalty(module)`` is added to
-        the training loss only (or, when it has the optional fast hook
-        ``add_penalty_grad(module)``, as the built-in ones do, its gradient is
-        added after ``backward()`` and its value to the recorded training
-        loss, see :meth:`get_loss`); its ``consolidate(net, X, y)`` runs after
-        each month. Tunable as ``regularizer__<param>``.
+        A loss- or gradient-level strategy (e.g. :class:`~skcl.EWC`,
+        :class:`~skcl.LwF`, :class:`~skcl.AGEM`), cloned into
+        ``regularizer_`` at the first month. Its training hooks (``penalty``,
+        ``batch_loss``, ``after_backward``; see
+        :class:`~skcl.regularizers.Regularizer`) act on the training loss and
+        gradients only (see :meth:`get_loss` and :meth:`train_step_single`);
+        its ``consolidate(net, X, y)`` runs after each month. Tunable as
+        ``regularizer__<param>``.
     rehearsal : rehearsal object or None, default=None
         A data-level strategy (e.g. :class:`~skcl.RehearsalBuffer`), cloned into
         ``rehearsal_``. Each training epoch uses ``rehearsal_.fit_resample`` of the
@@ -162,6 +166,23 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         Verbosity: when positive, skorch prints its per-epoch log.
     device : str or torch.device, default="cpu"
         Where the module, each month's data and the strategy's tensors live.
+    step : {"eager", "compiled"}, default="eager"
+        How each training step runs. ``"eager"`` is skorch's step, operation
+        by operation. ``"compiled"`` runs the whole step (forward, loss,
+        backward, the built-in penalty's gradient, the optimizer's update) as
+        graphs compiled by ``torch.compile`` (on CUDA, the forward and
+        backward are captured as CUDA graphs), compiled once per process on
+        the first full batch and reused by later months, ``lr`` changes,
+        retraining's fresh module and rollbacks; the last, partial batch of
+        an epoch and any step the graphs cannot reproduce exactly (custom
+        regularizers, other optimizers than Adam, AdamW and SGD, gradient
+        callbacks, subclasses overriding the step) run eagerly. Weights
+        agree with the eager step to float rounding. Compiling takes seconds
+        to tens of seconds on a CPU, so it pays only on long runs: see
+        :ref:`compiled_step`. Unlike skorch's ``compile=True``, which
+        compiles the module's forward only and replaces ``module_`` by a
+        wrapper, nothing compiled is stored on the estimator (it pickles,
+        clones and saves as with ``"eager"``).
     **kwargs
         Any other skorch parameter (``module__hidden_units``,
         ``optimizer__weight_decay``, ``iterator_train__drop_last``, ...).
@@ -246,6 +267,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         "keep_snapshots": ["boolean"],
         "memmap_dir": [str, os.PathLike, None],
         "random_state": ["random_state"],
+        "step": [StrOptions({"eager", "compiled"})],
     }
 
     def __init__(
@@ -272,6 +294,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         callbacks=None,
         verbose=0,
         device="cpu",
+        step="eager",
         **kwargs,
     ):
         # NeuralNet's constructor, not NeuralNetClassifier's: the latter adds a
@@ -301,6 +324,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self.keep_snapshots = keep_snapshots
         self.memmap_dir = memmap_dir
         self.random_state = random_state
+        self.step = step
 
     # ==================================================================
     # Public entry points
@@ -441,7 +465,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         # the strategy objects' own constraints, checked before any training
         for name in ("regularizer", "rehearsal"):
             strategy = getattr(self, name)
-            if hasattr(strategy, "_parameter_constraints"):
+            if isinstance(strategy, RehearsalBuffer):
+                strategy._check_params()  # memmap_dir too, before any training
+            elif hasattr(strategy, "_parameter_constraints"):
                 validate_parameter_constraints(
                     strategy._parameter_constraints,
                     strategy.get_params(deep=False),
@@ -459,6 +485,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                 "update='retrain' trains from scratch on all past data, so "
                 "regularizer and rehearsal have nothing to do; set them to None "
                 "or use update='finetune'"
+            )
+        if self.step == "compiled" and getattr(self, "compile", False):
+            raise ValueError(
+                "step='compiled' compiles the whole training step, and compile=True "
+                "would compile the module a second time inside it; pass one of them"
             )
         if self.max_epochs == 0 and self.finish_epochs == 0:
             raise ValueError(
@@ -648,6 +679,17 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self.module_ = self.initialized_instance(module, kwargs)
         return self
 
+    @property
+    def _default_callbacks(self):
+        # skorch's valid_acc compares ``predict`` (labels from ``classes_``)
+        # with the validation Dataset's targets (encoded indices); score the
+        # encoded argmax instead so string or non-contiguous labels work.
+        return [
+            (name, EpochScoring(_encoded_accuracy, name="valid_acc", lower_is_better=False)
+             if name == "valid_acc" else callback)
+            for name, callback in super()._default_callbacks
+        ]
+
     def _set_lr(self, lr):
         for group in self.optimizer_.param_groups:
             group["lr"] = lr
@@ -686,6 +728,22 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             return False
         line = linecache.getline(frame.f_code.co_filename, tb.tb_lineno).strip()
         return line.startswith("raise")
+
+    def check_data(self, X, y):
+        """Accept the training data as is: ``classes_`` is fixed at the first month.
+
+        skorch's classifier infers its classes from the ``y`` of every
+        ``fit_loop`` call; here that ``y`` holds one month's encoded labels,
+        which may lack some classes, so nothing is inferred or checked (the
+        data was validated by ``fit`` / ``partial_fit`` already).
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (n_samples, n_features)
+            The training rows passed to ``fit_loop``.
+        y : torch.Tensor of shape (n_samples,)
+            Their encoded labels (indices into ``classes_``).
+        """
 
     def get_iterator(self, dataset, training=False):
         """Return the batch iterator; training batches are shuffled by default.
@@ -806,15 +864,44 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     # ------------------------------------------------------------------
     # 6. one training step, and its loss
     # ------------------------------------------------------------------
+    def train_step(self, batch, **fit_params):
+        """Run one training step: skorch's, or the compiled one with ``step="compiled"``.
+
+        With ``step="compiled"`` the batch goes through the compiled graphs
+        when they reproduce this step exactly; otherwise (the last, partial
+        batch, a custom regularizer, ...) through skorch's ``train_step``.
+        Safe to override if the signature is kept (an override is never
+        bypassed).
+
+        Parameters
+        ----------
+        batch : tuple
+            One batch of the training iterator, ``(X, y)``.
+        **fit_params
+            Passed to the module's forward, as in skorch.
+
+        Returns
+        -------
+        step : dict
+            ``{"loss": loss, "y_pred": y_pred}``: the training loss (penalty
+            included) and the module's output.
+        """
+        if self.step == "compiled":
+            step = compiled_train_step(self, batch, fit_params, base=ContinualClassifier)
+            if step is not None:
+                return step
+        return super().train_step(batch, **fit_params)
+
     def train_step_single(self, batch, **fit_params):
         """Compute the prediction, loss and gradients of one training batch.
 
-        skorch's step (forward, :meth:`get_loss`, ``backward()``), followed,
-        when the regularizer has the fast hook ``add_penalty_grad``, by
-        ``regularizer_.add_penalty_grad(module_)``: the penalty's gradient is
-        added into the parameters' ``.grad`` and its value to the returned
-        loss. Callbacks' ``on_grad_computed`` (e.g. gradient clipping) run
-        afterwards and see the full gradient.
+        skorch's step (forward, :meth:`get_loss`, ``backward()``), followed by
+        the regularizer's gradient hook ``after_backward(net, X, y)`` when it
+        has one (A-GEM's projection; the fast penalty gradient of the built-in
+        quadratic penalties, see :class:`~skcl.regularizers.Regularizer`): it
+        may change the gradients in place, and what it returns (a penalty's
+        value) is added to the step's loss. Callbacks' ``on_grad_computed``
+        (e.g. gradient clipping) run afterwards and see the final gradient.
 
         Parameters
         ----------
@@ -830,23 +917,29 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             included) and the module's output.
         """
         step = super().train_step_single(batch, **fit_params)
-        add_penalty_grad = getattr(getattr(self, "regularizer_", None), "add_penalty_grad", None)
-        if add_penalty_grad is not None:
-            step["loss"] = step["loss"] + add_penalty_grad(self.module_)
+        regularizer = getattr(self, "regularizer_", None)
+        if regularizer is not None:
+            hooks = training_hooks(type(regularizer))
+            if hooks.after_backward or hooks.add_penalty_grad:
+                X, y = unpack_data(batch)
+                value = (regularizer.after_backward(self, X, y) if hooks.after_backward
+                         else regularizer.add_penalty_grad(self.module_))
+                if value is not None:
+                    step["loss"] = step["loss"] + value
         return step
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        """Return the criterion's loss, plus the regularizer's penalty when training.
+        """Return the criterion's loss, plus the regularizer's terms when training.
 
         The one place where a loss-level strategy enters: ``valid_loss`` and
-        ``score`` never include the penalty. Safe to override if the signature
-        is kept. Exception, the fast hook: when the regularizer has
-        ``add_penalty_grad`` (the built-in :class:`~skcl.L2`,
-        :class:`~skcl.EWC` and :class:`~skcl.OnlineEWC` do; ``None`` counts as
-        absent), the penalty is not added here: :meth:`train_step_single` adds
-        its gradient into the parameters' ``.grad`` right after ``backward()``
-        and its value to the step's loss, so ``train_loss`` in the history
-        includes it all the same.
+        ``score`` never include its terms. When training, the regularizer's
+        ``penalty(module_)`` is added if it has one and no fast gradient path
+        (see :class:`~skcl.regularizers.Regularizer`; the fast path adds the
+        penalty's gradient after ``backward()`` in :meth:`train_step_single`
+        and its value to the step's loss, so ``train_loss`` includes it all
+        the same), and so is its ``batch_loss(self, X, y_true, y_pred,
+        month_index)`` if it has one (distillation, replayed logits). Safe to
+        override if the signature is kept.
 
         Parameters
         ----------
@@ -856,22 +949,28 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         y_true : torch.Tensor of shape (n_samples,)
             The batch's encoded labels (indices into ``classes_``).
         X : torch.Tensor of shape (n_samples, n_features), default=None
-            The batch's input, passed on to skorch's ``get_loss``.
+            The batch's input, passed on to skorch's ``get_loss`` and to the
+            regularizer's ``batch_loss``.
         training : bool, default=False
-            Whether the loss is computed for a training step; the penalty is
-            added only then.
+            Whether the loss is computed for a training step; the
+            regularizer's terms are added only then.
 
         Returns
         -------
         loss : torch.Tensor of shape ()
             The criterion's loss on the batch (computed by skorch's
-            classifier), plus ``regularizer_.penalty(module_)`` when
-            ``training`` and a regularizer without ``add_penalty_grad`` is set.
+            classifier), plus the regularizer's terms when ``training``.
         """
         loss = super().get_loss(y_pred, y_true, X=X, training=training)
         regularizer = getattr(self, "regularizer_", None) if training else None
-        if regularizer is not None and getattr(regularizer, "add_penalty_grad", None) is None:
-            loss = loss + regularizer.penalty(self.module_)
+        if regularizer is not None:
+            hooks = training_hooks(type(regularizer))
+            if hooks.penalty:
+                loss = loss + regularizer.penalty(self.module_)
+            if hooks.batch_loss:
+                term = regularizer.batch_loss(self, X, y_true, y_pred, self.n_months_seen_)
+                if term is not None:
+                    loss = loss + term
         return loss
 
     def _count_epoch_batches(self, prefix):
@@ -929,8 +1028,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         if self.regularizer_ is not None:
             self.regularizer_.consolidate(self, X, y)
         if self.rehearsal_ is not None:
-            X_host = to_scipy_csr(X) if is_torch_sparse(X) else X.cpu().numpy()
-            self.rehearsal_.partial_fit(X_host, y.cpu().numpy(), month=month)
+            self.rehearsal_.partial_fit(host_rows(X), y.cpu().numpy(), month=month)
         if self.keep_snapshots:
             self.snapshots_ = [*self.snapshots_, {
                 k: v.detach().to("cpu", copy=True) for k, v in self.module_.state_dict().items()
@@ -1008,33 +1106,6 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             self.snapshots_ = snapshots
         estimator.module_.load_state_dict(snapshots[index])
         return estimator
-
-    @property
-    def _default_callbacks(self):
-        # skorch's valid_acc compares ``predict`` (labels from ``classes_``)
-        # with the validation Dataset's targets (encoded indices); score the
-        # encoded argmax instead so string or non-contiguous labels work.
-        return [
-            (name, EpochScoring(_encoded_accuracy, name="valid_acc", lower_is_better=False)
-             if name == "valid_acc" else callback)
-            for name, callback in super()._default_callbacks
-        ]
-
-    def check_data(self, X, y):
-        """Accept the training data as is: ``classes_`` is fixed at the first month.
-
-        skorch's classifier infers its classes from the ``y`` of every
-        ``fit_loop`` call; here that ``y`` holds one month's encoded labels,
-        which may lack some classes, so nothing is inferred or checked (the
-        data was validated by ``fit`` / ``partial_fit`` already).
-
-        Parameters
-        ----------
-        X : torch.Tensor of shape (n_samples, n_features)
-            The training rows passed to ``fit_loop``.
-        y : torch.Tensor of shape (n_samples,)
-            Their encoded labels (indices into ``classes_``).
-        """
 
     # ==================================================================
     # Parameters and scikit-learn plumbing
@@ -1190,7 +1261,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         for name in ("regularizer_", "rehearsal_", "past_data_"):
             strategy = self.__dict__.get(name)
             if strategy is not None:
-                restores.append(_save_strategy(strategy))
+                save = getattr(strategy, "_save_state", None)
+                restores.append(save() if save is not None else save_shallow_state(strategy))
         rng = self.__dict__.get("rng_")
         if rng is not None:
             state["rng_"] = copy.deepcopy(rng)
@@ -1430,20 +1502,6 @@ def _save_module(module):
         module.load_state_dict(saved)
         for sub, training in modes:
             sub.training = training
-
-    return restore
-
-
-def _save_strategy(strategy):
-    """A strategy's own ``_save_state``, or a shallow record of its attributes."""
-    save = getattr(strategy, "_save_state", None)
-    if save is not None:
-        return save()
-    attributes = dict(strategy.__dict__)
-
-    def restore():
-        strategy.__dict__.clear()
-        strategy.__dict__.update(attributes)
 
     return restore
 

@@ -107,9 +107,10 @@ def evaluate_stream(
         Seeds the train/test split of every month. The strategies' own
         randomness is theirs to set.
     progress : bool, default=False
-        Show a progress bar over strategies and months (tqdm, from the
-        ``progress`` extra), or print one line per month to stderr when tqdm
-        is not installed.
+        Report progress on stderr. On a terminal: a bar over strategies and
+        months (tqdm, from the ``progress`` extra; one line per month without
+        it). When stderr is not a terminal (a log file, a CI job): one line
+        per finished strategy.
 
     Returns
     -------
@@ -197,6 +198,7 @@ def evaluate_stream(
                         "fit_seconds": fit_seconds,
                     })
                 bar.update()
+            bar.finish_strategy(name, fit_seconds)
             fitted[name] = estimator
     finally:
         bar.close()
@@ -522,13 +524,14 @@ def _split_months(y, months, month_order, test_size, random_state):
 
 
 class _SampleCounter:
-    """Cumulative training rows of an estimator, read from its training history(ies).
+    """Cumulative training rows of an estimator, after each of its ``partial_fit``.
 
-    skorch records each training batch's size in ``history_``; a
-    ``ContinualClassifier`` keeps per-batch records of its latest month only,
-    so the count is accumulated after every ``partial_fit`` from the epochs
-    added since the previous one. Estimators holding sub-estimators in
-    ``estimators_`` (model averaging) are counted member by member.
+    An estimator that counts its own rows says so: ``n_samples_processed_`` (a
+    ``ContinualClassifier``), summed over the members of ``estimators_`` (model
+    averaging). Any other skorch net is counted from ``history_``, where skorch
+    records each training batch's size: the epochs added since the previous
+    call are summed, so a history that keeps per-batch records of its latest
+    epochs only is still counted whole. Other estimators give ``None``.
     """
 
     def __init__(self):
@@ -621,21 +624,30 @@ def _frame(rows, columns):
 
 
 class _Progress:
-    """A tqdm bar when tqdm is installed, else one plain line per step on stderr."""
+    """Progress over strategies and months, on stderr.
 
-    def __init__(self, total, enabled):
+    On a terminal: a tqdm bar updated every month (one plain line per month
+    without tqdm). Otherwise (a log file, a CI job): one line per finished
+    strategy, instead of a carriage-return refresh per month that a log keeps
+    in full.
+    """
+
+    def __init__(self, total, enabled, stream=None):
         self.total = total
         self.enabled = enabled
+        self.stream = sys.stderr if stream is None else stream
+        self.interactive = getattr(self.stream, "isatty", lambda: False)()
         self.count = 0
         self.label = ""
         self.bar = None
-        if enabled:
+        if enabled and self.interactive:
             try:
                 from tqdm.auto import tqdm
             except ImportError:
                 tqdm = None
             if tqdm is not None:
-                self.bar = tqdm(total=total, unit="month", dynamic_ncols=True)
+                self.bar = tqdm(total=total, unit="month", dynamic_ncols=True,
+                                file=self.stream)
 
     def describe(self, label):
         self.label = label
@@ -646,8 +658,14 @@ class _Progress:
         self.count += 1
         if self.bar is not None:
             self.bar.update()
-        elif self.enabled:
-            print(f"[{self.count}/{self.total}] {self.label}", file=sys.stderr, flush=True)
+        elif self.enabled and self.interactive:
+            print(f"[{self.count}/{self.total}] {self.label}", file=self.stream, flush=True)
+
+    def finish_strategy(self, name, seconds):
+        """Report a finished strategy: one line when stderr is not a terminal."""
+        if self.enabled and not self.interactive:
+            print(f"[{self.count}/{self.total}] {name}: done in {seconds:.1f} s",
+                  file=self.stream, flush=True)
 
     def close(self):
         if self.bar is not None:

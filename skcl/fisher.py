@@ -24,6 +24,7 @@ from torch import nn
 from torch.func import functional_call, grad, vjp, vmap
 
 from ._sparse import torch_csr_rows, torch_csr_take, torch_csr_values_map
+from .module_utils import evaluation_mode, trainable_parameters
 from .modules import SparseInputLinear
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "fisher_variance",
     "batch_fisher",
     "hessian_diagonal",
+    "output_sensitivity",
 ]
 
 # hessian_diagonal(method="auto") computes the exact diagonal up to this many
@@ -400,25 +402,84 @@ def hessian_diagonal(module, X, y, loss, *, method="auto", n_probes=100, generat
     return _unflatten(diagonal, names, shapes)
 
 
+def output_sensitivity(module, X, *, batch_size=256):
+    r"""Mean over samples of the absolute gradient of the squared output norm (MAS).
+
+    .. math:: \Omega_j = \frac{1}{n} \sum_{i=1}^n
+              \left| \frac{\partial \lVert f(x_i) \rVert_2^2}{\partial \theta_j} \right|
+
+    the importance of Memory Aware Synapses (Aljundi et al., 2018): how much
+    the network's output on each sample moves when weight :math:`j` moves,
+    whatever the label (it needs none). The per-sample gradients are exact
+    (``torch.func.vmap`` of ``torch.func.grad`` over each chunk), not the
+    absolute value of a mini-batch gradient, in which samples pulling in
+    opposite directions cancel.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The model; its forward maps one row of ``X`` (kept 2-D, one row) to
+        its output, e.g. the logits.
+    X : torch.Tensor of shape (n_samples, ...)
+        Inputs, on the module's device.
+    batch_size : int, default=256
+        Samples per chunk (memory only; the result does not depend on it).
+
+    Returns
+    -------
+    sensitivity : dict of str to torch.Tensor
+        One non-negative tensor per trainable parameter, of its shape.
+
+    See Also
+    --------
+    empirical_fisher : The squared per-sample gradients of the loss instead.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skcl.fisher import output_sensitivity
+    >>> module = torch.nn.Linear(3, 2, bias=False)
+    >>> X = torch.tensor([[1.0, -2.0, 0.0]])
+    >>> # d||Wx||^2 / dW = 2 (Wx) x^T
+    >>> expected = (2 * (X @ module.weight.T).T @ X).abs()
+    >>> torch.allclose(output_sensitivity(module, X)["weight"], expected)
+    True
+    """
+    _check_batch_size(batch_size)
+    params = _trainable_parameters(module)
+    fixed = {name: p.detach() for name, p in params.items()}
+    totals = {name: torch.zeros_like(p) for name, p in fixed.items()}
+
+    def squared_norm(weights, x):
+        return functional_call(module, weights, (x.unsqueeze(0),)).square().sum()
+
+    per_sample = vmap(grad(squared_norm), in_dims=(None, 0))
+    sparse = X.layout != torch.strided
+    if sparse:
+        # vmap needs dense input: densify one bounded chunk at a time
+        row_bytes = 4 * max(1, math.prod(X.shape[1:]))
+        batch_size = max(1, min(batch_size, _DENSE_CHUNK_BYTES // row_bytes))
+    device = _module_device(module)
+    with _estimation_mode(module):
+        for start in range(0, X.shape[0], batch_size):
+            X_chunk = _rows(X, start, start + batch_size, device)
+            X_chunk = X_chunk.to_dense() if sparse else X_chunk
+            for name, g in per_sample(fixed, X_chunk).items():
+                totals[name] += g.abs_().sum(dim=0)
+    return {name: total / max(X.shape[0], 1) for name, total in totals.items()}
+
+
 # ----------------------------------------------------------------------
 # internals
 # ----------------------------------------------------------------------
 @contextmanager
 def _estimation_mode(module):
     """Evaluation mode and gradients on; every submodule's mode restored after."""
-    modes = [(submodule, submodule.training) for submodule in module.modules()]
-    module.eval()
-    try:
-        with torch.enable_grad():
-            yield
-    finally:
-        for submodule, training in modes:
-            submodule.training = training
+    with evaluation_mode(module), torch.enable_grad():
+        yield
 
 
-def _trainable_parameters(module):
-    """Name -> parameter for every parameter that requires grad (shared ones once)."""
-    return {name: p for name, p in module.named_parameters() if p.requires_grad}
+_trainable_parameters = trainable_parameters
 
 
 def _dtype_of(module, name):

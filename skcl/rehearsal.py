@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_X_y
 
 from ._sparse import is_scipy_sparse, to_csr
 from .storage import _freeze, _in_memory, _to_memmap
+from .utils._rollback import atomic
 from .utils._seeding import make_rng
 from .utils._sklearn_compat import (
     Interval,
@@ -109,6 +110,9 @@ class RehearsalBuffer(BaseEstimator):
         Labels of the stored rows.
     sample_months_ : ndarray of shape (n_stored,)
         Month label of each stored row.
+    extra_ : ndarray of shape (n_stored, ...) or None
+        The extra array passed to ``partial_fit`` (e.g. logits), for each
+        stored row; ``None`` when none was passed.
     n_samples_seen_ : int
         Rows passed to ``partial_fit`` so far.
     n_samples_seen_per_month_ : dict
@@ -184,7 +188,8 @@ class RehearsalBuffer(BaseEstimator):
     # ------------------------------------------------------------------
     # public API
     # ------------------------------------------------------------------
-    def partial_fit(self, X, y, month=None):
+    @atomic
+    def partial_fit(self, X, y, month=None, extra=None):
         """Add a month's rows to the memory, keeping at most ``capacity``.
 
         The rows are copied (the buffer never shares memory with ``X`` or
@@ -199,24 +204,23 @@ class RehearsalBuffer(BaseEstimator):
         month : hashable scalar, default=None
             The month's label (int, str, ...). ``None`` uses the number of
             distinct months seen so far (0, 1, 2, ... when never given).
+        extra : array-like of shape (n_samples, ...), default=None
+            An optional numeric array kept with the rows (e.g. the model's
+            logits for DER, :class:`~skcl.DERpp`): stored in ``extra_`` for
+            the rows kept, drawn with them by ``sample(...,
+            return_extra=True)``, pickled with them. Either every call passes
+            it, with the same shape after the first axis, or none does.
 
         Returns
         -------
         self : RehearsalBuffer
             Fitted buffer, holding at most ``capacity`` of the rows seen so far.
         """
-        # A shallow snapshot suffices: stored arrays, dicts and the generator
-        # are replaced, never modified in place.
-        state = dict(self.__dict__)
-        try:
-            self._partial_fit(X, y, month)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(state)
-            raise
-        return self
+        # atomic with a shallow record (utils/_rollback): stored arrays, dicts
+        # and the generator are replaced, never modified in place
+        return self._partial_fit(X, y, month, extra)
 
-    def sample(self, n_samples):
+    def sample(self, n_samples, *, return_extra=False):
         """Draw stored rows uniformly at random.
 
         Parameters
@@ -227,6 +231,9 @@ class RehearsalBuffer(BaseEstimator):
             ``n_samples // n_stored`` times and ``n_samples % n_stored`` more
             are drawn without replacement, so no row appears more than once more
             than any other; the result is shuffled.
+        return_extra : bool, default=False
+            Also return the drawn rows' entries of ``extra_`` (the buffer
+            must hold one, see ``partial_fit``).
 
         Returns
         -------
@@ -237,7 +244,14 @@ class RehearsalBuffer(BaseEstimator):
             The label of each drawn row.
         months : ndarray of shape (n_samples,)
             The month label of each drawn row.
+        extra : ndarray of shape (n_samples, ...)
+            With ``return_extra=True`` only: each drawn row's ``extra_`` entry.
         """
+        if return_extra and self.__dict__.get("extra_") is None:
+            raise ValueError(
+                "return_extra=True, but this buffer stores no extra array; pass "
+                "extra= to every partial_fit call"
+            )
         if "X_" not in self.__dict__:
             raise NotFittedError(
                 "This RehearsalBuffer is empty; call partial_fit with some rows "
@@ -251,8 +265,9 @@ class RehearsalBuffer(BaseEstimator):
         index = self._draw_stored(rng, int(n_samples))
         self.rng_ = rng
         X = self.X_[index]
-        return (X if is_scipy_sparse(X) else np.asarray(X)), self.y_[index], \
-            self.sample_months_[index]
+        drawn = ((X if is_scipy_sparse(X) else np.asarray(X)), self.y_[index],
+                 self.sample_months_[index])
+        return (*drawn, self.extra_[index]) if return_extra else drawn
 
     def fit_resample(self, X, y):
         """Return the month ``X, y`` mixed with rows replayed from the memory.
@@ -345,7 +360,7 @@ class RehearsalBuffer(BaseEstimator):
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        for name in ("X_", "y_", "sample_months_"):
+        for name in ("X_", "y_", "sample_months_", "extra_"):
             array = self.__dict__.get(name)
             if is_scipy_sparse(array):
                 _freeze(array)
@@ -357,7 +372,7 @@ class RehearsalBuffer(BaseEstimator):
         # them, as they would share any immutable value. This keeps a
         # memory-mapped X_ out of RAM and makes ContinualClassifier's copy of
         # its state before every month (for atomicity) cheap.
-        for name in ("X_", "y_", "sample_months_"):
+        for name in ("X_", "y_", "sample_months_", "extra_"):
             array = self.__dict__.get(name)
             if is_scipy_sparse(array) or (isinstance(array, np.ndarray)
                                           and not array.flags.writeable):
@@ -370,15 +385,20 @@ class RehearsalBuffer(BaseEstimator):
     # ------------------------------------------------------------------
     # internals
     # ------------------------------------------------------------------
-    def _partial_fit(self, X, y, month):
+    def _check_params(self):
+        """Check the parameters, and that ``memmap_dir`` exists (before any training)."""
         check_parameter_constraints(self)
-        first_call = "X_" not in self.__dict__
         if self.memmap_dir is not None and not os.path.isdir(self.memmap_dir):
             raise ValueError(
                 f"memmap_dir={self.memmap_dir!r} is not an existing directory; "
                 "create it or pass memmap_dir=None to keep the rows in memory"
             )
+
+    def _partial_fit(self, X, y, month, extra):
+        self._check_params()
+        first_call = "X_" not in self.__dict__
         X, y = self._validate_month(X, y, reset=first_call)
+        extra = self._validate_extra(extra, len(y), first_call)
         n_seen_per_month = dict(self.__dict__.get("n_samples_seen_per_month_", {}))
         if month is None:
             month = len(n_seen_per_month)
@@ -411,15 +431,8 @@ class RehearsalBuffer(BaseEstimator):
             n_seen_per_class = dict(self.n_samples_seen_per_class_)
             n_seen = self.n_samples_seen_
 
-        if self.policy == "reservoir":
-            keys = None
-            n_seen_of = {None: n_seen}
-        elif self.policy == "per_month":
-            keys = (months_stored, months)
-            n_seen_of = n_seen_per_month
-        else:
-            keys = (y_stored, y)
-            n_seen_of = n_seen_per_class
+        keys, n_seen_of = self._groups((months_stored, months), (y_stored, y), n_seen,
+                                       n_seen_per_month, n_seen_per_class)
         keep, take = _select_rows(keys, n_seen_of, len(y_stored), len(y), self.capacity, rng)
 
         X_new = self._gather(X_stored, keep, X, take)
@@ -428,6 +441,12 @@ class RehearsalBuffer(BaseEstimator):
         for array in (y_new, months_new):
             array.flags.writeable = False
         _freeze(X_new)
+        if extra is not None:
+            stored = self.extra_ if not first_call else extra[:0]
+            self.extra_ = np.concatenate([stored[keep], extra[take]])
+            self.extra_.flags.writeable = False
+        elif first_call:
+            self.extra_ = None
 
         n_seen_per_month[month] = n_seen_per_month.get(month, 0) + len(y)
         labels, counts = np.unique(y, return_counts=True)
@@ -439,6 +458,64 @@ class RehearsalBuffer(BaseEstimator):
         self.n_samples_seen_per_class_ = n_seen_per_class
         self.rng_ = rng
         return self
+
+    def _groups(self, months, labels, n_seen, n_seen_per_month, n_seen_per_class):
+        """The policy's grouping of (stored, new) rows, and rows seen per group."""
+        if self.policy == "reservoir":
+            return None, {None: n_seen}
+        if self.policy == "per_month":
+            return months, n_seen_per_month
+        return labels, n_seen_per_class
+
+    def set_params(self, **params):
+        """Set parameters; on a fitted buffer, bring the stored rows in line.
+
+        A lower ``capacity`` than the rows stored keeps a random subset that
+        follows ``policy`` (equal shares per month or class, uniform within);
+        a new ``memmap_dir`` moves the rows there (``None``: into memory). If
+        that fails, the parameters and rows are left as they were.
+
+        Parameters
+        ----------
+        **params
+            Buffer parameters as ``name=value``.
+
+        Returns
+        -------
+        self : RehearsalBuffer
+            The buffer, with the parameters set.
+        """
+        previous = self.get_params(deep=False)
+        state = dict(self.__dict__)
+        super().set_params(**params)
+        if self.__sklearn_is_fitted__() and {"capacity", "memmap_dir"} & set(params):
+            try:
+                self._check_params()
+                self._restore_capacity()
+            except BaseException:
+                self.__dict__.clear()
+                self.__dict__.update(state)
+                super().set_params(**previous)
+                raise
+        return self
+
+    def _restore_capacity(self):
+        rng = copy.deepcopy(self.rng_)
+        months, labels = self.sample_months_, self.y_
+        keys, n_seen_of = self._groups((months, months[:0]), (labels, labels[:0]),
+                                       self.n_samples_seen_, self.n_samples_seen_per_month_,
+                                       self.n_samples_seen_per_class_)
+        keep, _ = _select_rows(keys, n_seen_of, len(labels), 0, self.capacity, rng)
+        no_rows = np.zeros(0, dtype=np.intp)
+        X_new = self._gather(self.X_, keep, self.X_[:0], no_rows)
+        y_new, months_new = labels[keep], months[keep]
+        extra = self.__dict__.get("extra_")
+        extra_new = None if extra is None else extra[keep]
+        for array in (X_new, y_new, months_new, extra_new):
+            if array is not None:
+                array.flags.writeable = False
+        self.X_, self.y_, self.sample_months_, self.rng_ = X_new, y_new, months_new, rng
+        self.extra_ = extra_new
 
     def _validate_month(self, X, y, reset):
         n_features = getattr(self, "n_features_in_", None)
@@ -462,6 +539,35 @@ class RehearsalBuffer(BaseEstimator):
         _check_finite(X)
         check_classification_targets(y)
         return X, y
+
+    def _validate_extra(self, extra, n_rows, first_call):
+        """Check ``extra`` against the rows and what the buffer already stores."""
+        stored = None if first_call else self.__dict__.get("extra_")
+        if extra is None:
+            if stored is not None:
+                raise ValueError(
+                    "this buffer stores an extra array with its rows, so extra= must "
+                    "be passed to every partial_fit call"
+                )
+            return None
+        if not first_call and stored is None:
+            raise ValueError(
+                "extra= was passed, but the buffer's earlier rows were stored without "
+                "one; pass extra= from the first partial_fit on, or start a new buffer"
+            )
+        extra = np.asarray(extra)
+        if extra.dtype.kind not in "biuf" or extra.ndim < 1 or len(extra) != n_rows:
+            raise ValueError(
+                f"extra has shape {extra.shape} and dtype {extra.dtype}, but one "
+                f"numeric entry per row ({n_rows} rows) is needed"
+            )
+        if stored is not None and extra.shape[1:] != stored.shape[1:]:
+            raise ValueError(
+                f"extra has entries of shape {extra.shape[1:]}, but the buffer stores "
+                f"entries of shape {stored.shape[1:]}; pass the same shape every month"
+            )
+        return extra.astype(stored.dtype if stored is not None else extra.dtype,
+                            copy=True)
 
     def _draw_stored(self, rng, n_samples):
         """Indices of ``n_samples`` stored rows (see ``sample``)."""

@@ -43,6 +43,7 @@ from .utils._sklearn_compat import (
     InvalidParameterError,
     StrOptions,
     check_parameter_constraints,
+    scorer_positive_label,
 )
 
 __all__ = [
@@ -211,6 +212,7 @@ class ForgettingScorer(BaseEstimator):
 
         months, labels = check_months(months, len(y), what="y")
         scorer = check_scoring(estimator, scoring=self.metric)
+        _check_positive_label(scorer, self.metric, estimator, y)
         if self.aggregate in _SNAPSHOT_AGGREGATES:
             return self._score_matrix(scorer, estimator, X, y, months)
 
@@ -649,6 +651,24 @@ def negative_flip_rate(y_true, y_pred_before, y_pred_after):
 # ----------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------
+def _check_positive_label(scorer, metric, estimator, y):
+    """Refuse a binary metric whose ``pos_label`` is not a class.
+
+    Months with one class score NaN when the metric fails on them, so a
+    missing ``pos_label`` would otherwise pass for an undefined metric.
+    """
+    pos_label = scorer_positive_label(scorer)
+    classes = getattr(_final_step(estimator), "classes_", None)
+    classes = np.unique(y) if classes is None else np.asarray(classes)
+    if pos_label is None or len(classes) != 2 or pos_label in classes.tolist():
+        return
+    raise ValueError(
+        f"metric {metric!r} scores the positive class pos_label={pos_label!r}, which "
+        f"is not one of the classes {classes.tolist()!r}; pass a scorer naming it, "
+        f"e.g. ForgettingScorer(make_scorer(f1_score, pos_label={classes.tolist()[1]!r}))"
+    )
+
+
 def _score_one(scorer, estimator, X, y):
     """The metric on one month, NaN where it is undefined (see module docs)."""
     with warnings.catch_warnings(record=True) as caught:

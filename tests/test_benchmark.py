@@ -1,17 +1,29 @@
-"""Tests for the skcl-benchmark command line (skcl.benchmark)."""
+"""Tests for the skcl-benchmark command line (skcl.benchmark and skcl._benchmark)."""
 
 import csv
 import importlib.util
 import json
+import math
+import os
 import sys
+import time
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from skcl import benchmark
-from skcl.benchmark import FAMILIES, _registry, main
+from skcl._benchmark import runner
+from skcl._benchmark.findings import (CLAIMS, EQUIVALENCE_MARGIN, Claim, Comparison,
+                                      interval, judge_claims)
+from skcl._benchmark.report import per_seed_values
+from skcl._benchmark.strategies import FAMILIES, strategies
+from skcl.benchmark import main
+from skcl.datasets import make_drifting_stream
+from skcl.evaluation import _split_months
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+QUICK_SEEDS = [0, 1]
 
 
 def _read_csv(path):
@@ -21,42 +33,160 @@ def _read_csv(path):
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    """One --quick run of every strategy, shared by the tests that read its files."""
+    """One ``--quick --seeds 2 --tune`` run of every strategy, shared by the tests."""
     out = tmp_path_factory.mktemp("quick")
-    assert main(["--quick", "--out", str(out)]) == 0
-    return out
+    capture = pytest.MonkeyPatch()
+    import io
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    capture.setattr(sys, "stdout", stdout)
+    capture.setattr(sys, "stderr", stderr)
+    start = time.perf_counter()
+    try:
+        status = main(["--quick", "--seeds", "2", "--tune", "--out", str(out)])
+    finally:
+        capture.undo()
+    seconds = time.perf_counter() - start
+    assert status == 0
+    return {"out": out, "stdout": stdout.getvalue(), "stderr": stderr.getvalue(),
+            "seconds": seconds, "summary": json.loads((out / "summary.json").read_text())}
 
 
-def test_quick_run_writes_every_strategy_and_month(quick_run, capsys):
-    names = list(_registry())
-    rows = _read_csv(quick_run / "results.csv")
-    cells = {(r["strategy"], r["train_month"], r["eval_month"]) for r in rows}
+def test_quick_tuned_run_writes_every_seed_strategy_and_month(quick_run):
+    names = list(strategies())
+    rows = _read_csv(quick_run["out"] / "results.csv")
+    cells = {(r["seed"], r["strategy"], r["train_month"], r["eval_month"]) for r in rows}
     months = [str(m) for m in range(4)]  # --quick: a 4-month stream
-    assert cells == {(n, t, e) for n in names for t in months for e in months}
+    assert cells == {(str(s), n, t, e) for s in QUICK_SEEDS for n in names
+                     for t in months for e in months}
     assert len(rows) == len(cells)
     assert all(0 <= float(r["score"]) <= 1 for r in rows)
-
-    summary = json.loads((quick_run / "summary.json").read_text())
+    summary = quick_run["summary"]
     assert [row["strategy"] for row in summary["summary"]] == names
-    assert summary["reference"] == "retrain" and summary["metric"] == "accuracy"
-    assert summary["months"] == list(range(4))
-    assert summary["config"]["epochs"] == 2
-    assert set(summary["strategies"]) == set(names)
-    by_name = {row["strategy"]: row for row in summary["summary"]}
-    assert by_name["retrain"]["relative_cost"] == 1.0
-    assert by_name["naive"]["relative_cost"] < 1.0
+    assert summary["config"]["seeds"] == QUICK_SEEDS and summary["config"]["tune"]
+    assert len(summary["seeds"]) == len(names) * 2
+    # the seeds differ: at least one strategy scores differently at seed 1
+    by_seed = {(r["seed"], r["strategy"]): r["mean_score"] for r in summary["seeds"]}
+    assert any(by_seed[0, n] != by_seed[1, n] for n in names)
+
+
+def test_intervals_are_student_t_over_seeds_and_gaps_are_paired(quick_run):
+    summary = quick_run["summary"]
+    t = stats.t.ppf(0.975, 1)  # two seeds: one degree of freedom, t = 12.71
+    for row in summary["summary"]:
+        seeds = [r for r in summary["seeds"] if r["strategy"] == row["strategy"]]
+        scores = np.array([r["mean_score"] for r in seeds])
+        half = t * scores.std(ddof=1) / math.sqrt(2)
+        assert row["mean_score"]["mean"] == pytest.approx(scores.mean())
+        assert row["mean_score"]["low"] == pytest.approx(scores.mean() - half)
+        assert row["mean_score"]["high"] == pytest.approx(scores.mean() + half)
+        reference = np.array([r["mean_score"] for r in summary["seeds"]
+                              if r["strategy"] == "retrain"])
+        gaps = scores - reference  # paired by seed, not a difference of means' intervals
+        gap_half = t * gaps.std(ddof=1) / math.sqrt(2)
+        assert row["gap_to_reference"]["low"] == pytest.approx(gaps.mean() - gap_half,
+                                                               abs=1e-12)
+    retrain = next(row for row in summary["summary"] if row["strategy"] == "retrain")
+    assert retrain["gap_to_reference"]["mean"] == 0 and retrain["relative_samples_processed"] == 1
+
+
+def test_costs_are_reported_relative_to_retrain(quick_run):
+    by_name = {row["strategy"]: row for row in quick_run["summary"]["summary"]}
+    assert by_name["naive"]["relative_samples_processed"] < 1.0
     assert (by_name["rehearsal-grow"]["samples_processed"]
             > by_name["rehearsal-fixed"]["samples_processed"])
-    # the Hessian form's raw negative share is recorded, one value per month
-    hessian = summary["strategies"]["ewc-hessian"]["negative_fraction_per_month"]
-    assert len(hessian) == 4 and all(0 <= value <= 1 for value in hessian)
+    for name, row in by_name.items():
+        assert row["fit_seconds"] > 0 and row["relative_fit_seconds"] > 0
+        # tuning time is its own column: zero for the untuned baselines only
+        assert (row["tune_seconds"] > 0) == bool(strategies()[name].grid)
+        assert row["peak_host_mb"] is None or row["peak_host_mb"] >= 0
+        assert row["peak_device_mb"] is None  # a CPU run
+    hessian = [r["negative_fraction"] for r in quick_run["summary"]["seeds"]
+               if r["strategy"] == "ewc-hessian"]
+    assert len(hessian) == 2 and all(0 <= value <= 1 for value in hessian)
+
+
+def test_tuning_picks_the_best_cross_validated_candidate(quick_run):
+    tuning = quick_run["summary"]["tuning"]
+    registry = strategies()
+    assert set(tuning) == {name for name, s in registry.items() if s.grid}
+    for name, by_seed in tuning.items():
+        assert set(by_seed) == {"0", "1"}
+        grid = registry[name].quick_grid()
+        for entry in by_seed.values():
+            candidates = entry["cv_results"]
+            assert len(candidates) == math.prod(len(v) for v in grid.values())
+            best = max(candidates, key=lambda c: c["mean_score"])
+            assert entry["best_params"] == best["params"]
+            assert all(value in grid[key] for key, value in entry["best_params"].items())
+    assert "chosen by tuning" in quick_run["stdout"]
+
+
+def test_findings_are_computed_from_the_per_seed_rows(quick_run):
+    summary = quick_run["summary"]
+    recomputed = judge_claims(per_seed_values(summary["seeds"]))
+    assert [f["verdict"] for f in summary["findings"]] == [f["verdict"] for f in recomputed]
+    assert [f["number"] for f in summary["findings"]] == list(range(1, 8))
+    assert all(f["verdict"] in ("reproduced", "not reproduced", "inconclusive")
+               for f in summary["findings"])
+    markdown = (quick_run["out"] / "findings.md").read_text()
+    for finding in summary["findings"]:
+        assert f"| {finding['number']} | {finding['claim']} | {finding['verdict']} |" in markdown
+        assert f"{finding['claim']}: {finding['verdict'].upper()}" in quick_run["stdout"]
 
 
 def test_quick_run_figure_is_a_readable_png(quick_run):
-    path = quick_run / "forgetting.png"
+    path = quick_run["out"] / "forgetting.png"
     assert path.read_bytes()[:8] == PNG_SIGNATURE
     image = pytest.importorskip("matplotlib.image").imread(path)
     assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 300
+
+
+def test_a_log_gets_one_progress_line_per_strategy_and_seed(quick_run):
+    lines = quick_run["stderr"].splitlines()
+    n_tasks = len(strategies()) * 2
+    assert len(lines) == n_tasks and "\r" not in quick_run["stderr"]
+    assert lines[-1].startswith(f"[{n_tasks}/{n_tasks}] ")
+    assert any(" seed 1: mean " in line and "(tuned: " in line for line in lines)
+
+
+def test_quick_tuned_run_takes_seconds(quick_run):
+    # CI runs this: 17 strategies x 2 seeds, tuned, on 2 shared cores
+    assert quick_run["seconds"] < 120
+
+
+def test_tuning_never_sees_the_held_out_rows(monkeypatch):
+    X, y, months = make_drifting_stream(n_months=3, n_samples_per_month=60, random_state=0)
+    seen = []
+    fit = runner.GridSearchCV.fit
+
+    def spy(search, X_fit, y_fit, **params):
+        seen.append(X_fit)
+        return fit(search, X_fit, y_fit, **params)
+
+    monkeypatch.setattr(runner.GridSearchCV, "fit", spy)
+    config = dict(hidden_units=(4,), epochs=1, batch_size=32, device="cpu",
+                  buffer_capacity=20, metric="accuracy", test_size=0.3, tune=True,
+                  quick=True, tune_folds=2, threads=1)
+    result = runner.run_task("l2", 0, 5, config, X, y, months)
+    assert result["best_params"] and len(seen) == 1
+    _, order = np.unique(months, return_inverse=True)
+    splits = _split_months(y, months, np.unique(months), 0.3, 5)
+    held_out = np.concatenate([test for _, test in splits])
+    train = np.concatenate([train for train, _ in splits])
+    assert len(seen[0]) == len(train)
+    tuned_rows = {row.tobytes() for row in seen[0]}
+    assert not tuned_rows & {row.tobytes() for row in X[held_out]}
+
+
+def test_every_grid_holds_the_untuned_default():
+    config = dict(hidden_units=(4,), epochs=1, batch_size=32, device="cpu",
+                  buffer_capacity=20, random_state=0)
+    for name, strategy in strategies().items():
+        assert strategy.family in FAMILIES
+        params = strategy.build(config).get_params()
+        for key, values in strategy.grid.items():
+            assert params[key] in values, (name, key)
 
 
 def test_summary_table_is_printed_best_first(tmp_path, capsys):
@@ -67,19 +197,54 @@ def test_summary_table_is_printed_best_first(tmp_path, capsys):
     means = [float(line.split()[1]) for line in table[2:4]]
     assert means == sorted(means, reverse=True)
     assert {line.split()[0] for line in table[2:4]} == {"naive", "retrain"}
-    assert f"wrote results.csv, summary.json, forgetting.png to {tmp_path}" in out
+    # claims needing strategies that did not run are not judged
+    assert "model averaging is worse than both baselines: NOT TESTED" in out
+    assert f"wrote results.csv, summary.json, findings.md, forgetting.png to {tmp_path}" in out
+
+
+@pytest.mark.slow  # two worker processes each import torch: ~30 s on 2 shared cores
+def test_jobs_give_the_same_results_as_one_process(tmp_path):
+    argv = ["--quick", "--seeds", "2", "--tune", "--months", "2",
+            "--strategies", "naive,retrain,l2"]
+    assert main([*argv, "--out", str(tmp_path / "serial")]) == 0
+    assert main([*argv, "--jobs", "2", "--out", str(tmp_path / "parallel")]) == 0
+    serial = _read_csv(tmp_path / "serial" / "results.csv")
+    parallel = _read_csv(tmp_path / "parallel" / "results.csv")
+    keys = ("seed", "strategy", "train_month", "eval_month", "score", "samples_processed")
+    assert [[r[k] for k in keys] for r in serial] == [[r[k] for k in keys] for r in parallel]
+    tuned = [json.loads((tmp_path / run / "summary.json").read_text())["tuning"]
+             for run in ("serial", "parallel")]
+    assert ({s: e["best_params"] for s, e in tuned[0]["l2"].items()}
+            == {s: e["best_params"] for s, e in tuned[1]["l2"].items()})
+
+
+@pytest.mark.dask
+@pytest.mark.slow
+def test_dask_scheduler_runs_the_tasks_on_a_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    argv = ["--quick", "--seeds", "2", "--months", "2", "--strategies", "naive,retrain"]
+    assert main([*argv, "--out", str(tmp_path / "serial")]) == 0
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        assert main([*argv, "--dask-scheduler", cluster.scheduler_address,
+                     "--out", str(tmp_path / "dask")]) == 0
+    keys = ("seed", "strategy", "train_month", "eval_month", "score")
+    assert ([[r[k] for k in keys] for r in _read_csv(tmp_path / "serial" / "results.csv")]
+            == [[r[k] for k in keys] for r in _read_csv(tmp_path / "dask" / "results.csv")])
+
+
+@pytest.mark.parametrize("address", ["not-an-address", "tcp://127.0.0.1:9"])
+def test_unreachable_dask_scheduler_is_a_usage_error(address, tmp_path, capsys, monkeypatch,
+                                                     no_training):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(benchmark, "_DASK_TIMEOUT", "1s")
+    message = _usage_error(["--quick", "--dask-scheduler", address, "--out", str(tmp_path)],
+                           capsys)
+    assert f"--dask-scheduler {address!r}: cannot connect" in message
 
 
 def test_data_option_reads_a_csv(tmp_path, capsys):
-    rng = np.random.default_rng(0)
-    path = tmp_path / "stream.csv"
-    with open(path, "w", newline="") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["when", "a", "b", "c", "is_bad"])
-        for month in ["2021-01", "2021-02", "2021-03", "2021-04"]:
-            for row in range(40):
-                label = row % 2
-                writer.writerow([month, *(rng.normal(label, 1, 3).round(4)), label])
+    path = _stream_csv(tmp_path)
     out = tmp_path / "out"
     assert main(["--data", str(path), "--month-column", "when", "--label-column", "is_bad",
                  "--months", "3", "--strategies", "naive,retrain,rehearsal-fixed",
@@ -92,11 +257,12 @@ def test_data_option_reads_a_csv(tmp_path, capsys):
     assert summary["config"]["n_rows"] == 120
 
 
-def test_list_strategies(capsys):
+def test_list_strategies_shows_the_tuning_grids(capsys):
     assert main(["--list-strategies"]) == 0
     out = capsys.readouterr().out
-    for name, (family, _, _) in _registry().items():
-        assert name in out and family in FAMILIES
+    for name, strategy in strategies().items():
+        assert name in out and strategy.family in FAMILIES
+    assert "--tune: regularizer__lam in [1.0, 10.0, 100.0, 1000.0]" in out
 
 
 def test_without_matplotlib_the_figure_is_skipped(tmp_path, capsys, monkeypatch):
@@ -106,7 +272,114 @@ def test_without_matplotlib_the_figure_is_skipped(tmp_path, capsys, monkeypatch)
     captured = capsys.readouterr()
     assert "matplotlib is not installed: skipped forgetting.png" in captured.err
     assert not (tmp_path / "forgetting.png").exists()
-    assert (tmp_path / "results.csv").exists() and (tmp_path / "summary.json").exists()
+    assert (tmp_path / "results.csv").exists() and (tmp_path / "findings.md").exists()
+
+
+# ----------------------------------------------------------------------
+# intervals and verdicts
+# ----------------------------------------------------------------------
+def test_interval_is_the_student_t_interval_by_hand():
+    found = interval([0.80, 0.84, 0.82])  # mean 0.82, sd 0.02, t(0.975, 2) = 4.3027
+    half = 4.302652729911275 * 0.02 / math.sqrt(3)
+    assert found.mean == pytest.approx(0.82)
+    assert (found.low, found.high) == pytest.approx((0.82 - half, 0.82 + half))
+    assert found.n == 3
+    single = interval([0.5])
+    assert single.mean == 0.5 and math.isnan(single.low) and math.isnan(single.high)
+
+
+def _values(**columns):
+    return {name: {"mean_score": np.asarray(scores, dtype=float)}
+            for name, scores in columns.items()}
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "relation", "status"),
+    [
+        ([0.90, 0.91, 0.92], [0.80, 0.80, 0.81], "greater", "holds"),
+        ([0.90, 0.91, 0.92], [0.80, 0.80, 0.81], "less", "contradicted"),
+        ([0.80, 0.90, 0.70], [0.80, 0.80, 0.80], "greater", "undecided"),
+        ([0.80, 0.80, 0.80], [0.80, 0.80, 0.80], "greater", "contradicted"),  # no gain
+        ([0.801, 0.802, 0.803], [0.80, 0.80, 0.80], "same", "holds"),
+        ([0.90, 0.91, 0.92], [0.80, 0.80, 0.81], "same", "contradicted"),
+        ([0.80, 0.83, 0.77], [0.80, 0.80, 0.80], "same", "undecided"),
+    ],
+)
+def test_comparisons_judge_the_paired_interval(a, b, relation, status):
+    found_status, found = Comparison("a", relation, "b").judge(_values(a=a, b=b))
+    assert found_status == status
+    assert found.mean == pytest.approx(np.mean(np.subtract(a, b)))
+
+
+def test_paired_differences_see_through_seed_noise():
+    # both strategies move together from seed to seed, one always 0.01 higher:
+    # unpaired intervals overlap, the paired one is tight and positive
+    b = np.array([0.70, 0.80, 0.90])
+    a = b + np.array([0.010, 0.011, 0.012])
+    status, found = Comparison("a", "greater", "b").judge(_values(a=a, b=b))
+    assert status == "holds" and found.low > 0
+    assert interval(a).low < interval(b).high
+
+
+def test_claim_verdicts_combine_their_comparisons():
+    claims = (Claim(1, "a beats b and c", (Comparison("a", "greater", "b"),
+                                           Comparison("a", "greater", "c"))),
+              Claim(2, "a about b", (Comparison("a", "same", "b"),)),
+              Claim(3, "needs d", (Comparison("d", "greater", "a"),)))
+    values = _values(a=[0.9, 0.91, 0.92], b=[0.8, 0.8, 0.81], c=[0.85, 0.95, 0.80])
+    verdicts = [f["verdict"] for f in judge_claims(values, claims)]
+    assert verdicts == ["inconclusive", "not reproduced", "not tested"]
+    values["c"]["mean_score"] = np.array([0.5, 0.5, 0.52])
+    assert judge_claims(values, claims)[0]["verdict"] == "reproduced"
+    # one seed: never a verdict either way
+    one = {name: {"mean_score": v["mean_score"][:1]} for name, v in values.items()}
+    assert judge_claims(one, claims)[0]["verdict"] == "inconclusive"
+    assert EQUIVALENCE_MARGIN == 0.01
+
+
+def test_the_seven_claims_name_registered_strategies():
+    registry = strategies()
+    assert [claim.number for claim in CLAIMS] == list(range(1, 8))
+    for claim in CLAIMS:
+        for comparison in claim.comparisons:
+            assert all(name in registry for name in comparison.strategies())
+
+
+# ----------------------------------------------------------------------
+# usage errors: one line, exit code 2, before anything trains (issue 13, principle 8)
+# ----------------------------------------------------------------------
+def _no_training(*args, **kwargs):
+    raise AssertionError("a strategy was trained before the usage error")
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    monkeypatch.setattr(benchmark, "run_tasks", _no_training)
+
+
+def _usage_error(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    message = err.strip().splitlines()[-1]
+    assert "Traceback" not in err and message.startswith("skcl-benchmark: error: ")
+    return message
+
+
+def _stream_csv(tmp_path, name="stream.csv", months=("2021-01", "2021-02", "2021-03",
+                                                     "2021-04"), rows=40, edit=None):
+    rng = np.random.default_rng(0)
+    path = tmp_path / name
+    with open(path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["when", "a", "b", "c", "is_bad"])
+        for month in months:
+            for row in range(rows):
+                label = row % 2
+                values = [month, *(rng.normal(label, 1, 3).round(4)), label]
+                writer.writerow(edit(values) if edit else values)
+    return path
 
 
 def _bad_csv(tmp_path, text, name="bad.csv"):
@@ -123,16 +396,21 @@ def _bad_csv(tmp_path, text, name="bad.csv"):
         (["--months", "1"], "argument --months: '1' is too small"),
         (["--months", "three"], "argument --months: 'three' is not an integer"),
         (["--epochs", "0"], "argument --epochs: '0' is too small"),
+        (["--seeds", "0"], "argument --seeds: '0' is too small"),
+        (["--jobs", "0"], "argument --jobs: '0' is too small"),
         (["--metric", "f1"], "argument --metric: invalid choice: 'f1'"),
         (["--data", "missing.csv"], "--data 'missing.csv': no such file"),
         (["--device", "not-a-device"], "--device 'not-a-device' is not a torch device"),
+        (["--random-state", "-1"], "argument --random-state: '-1' is too small; pass a "
+                                   "whole number >= 0"),
+        (["--random-state", str(2**32)], "argument --random-state: '4294967296' is too "
+                                         "large"),
+        (["--random-state", str(2**32 - 1), "--seeds", "2"], "beyond 4294967295"),
+        (["--jobs", "2", "--dask-scheduler", "tcp://x:1"], "exclude each other"),
     ],
 )
-def test_bad_options_exit_with_usage_error(argv, message, capsys, tmp_path):
-    with pytest.raises(SystemExit) as info:
-        main([*argv, "--out", str(tmp_path)])
-    assert info.value.code == 2
-    assert message in capsys.readouterr().err
+def test_bad_options_exit_with_usage_error(argv, message, capsys, tmp_path, no_training):
+    assert message in _usage_error([*argv, "--out", str(tmp_path)], capsys)
 
 
 @pytest.mark.parametrize(
@@ -146,31 +424,90 @@ def test_bad_options_exit_with_usage_error(argv, message, capsys, tmp_path):
         ("month,x,label\n1,abc,0\n", [], "feature columns must be numeric; x are not"),
         ("month,x,label\n1,,0\n1,0.5,1\n", [], "missing values in x"),
         ("month,label\n1,0\n", [], "has no feature columns"),
+        ("month,x,label\n", [], "has a header but no rows"),
+        ("month,x,label\n1,0.5,0\n2,0.5,1\n3,0.1,0\n", [],
+         "month 1 has 1 rows with label counts {0: 1}, too few for a stratified hold-out"),
+        ("month,x,label\n" + "1,0.5,0\n" * 6 + "2,0.5,0\n" * 6, [],
+         "--label-column 'label' of --data"),
+        ("month,x,label\n" + "1,0.5,0\n" * 6 + "2,0.5,0\n" * 6, ["--metric", "roc_auc"],
+         "holds a single class (0): every model would score a meaningless roc_auc"),
+        ("month,x,label\n" + "1,0.5,0\n1,0.5,1\n" * 4 + "2,0.5,0\n" * 8,
+         ["--metric", "roc_auc"], "month 2 holds one class (0), where roc_auc is undefined"),
+        ("month,x,label\n" + "1,0.5,0\n1,0.5,1\n" * 4, [], "holds 1 month (1)"),
     ],
+    ids=["label-column", "month-column", "months", "not-numeric", "missing", "no-features",
+         "header-only", "one-row-per-month", "constant-label", "one-class-roc-auc",
+         "one-class-month-roc-auc", "one-month"],
 )
-def test_bad_data_files_exit_with_usage_error(text, argv, message, capsys, tmp_path):
+def test_bad_data_files_exit_with_usage_error(text, argv, message, capsys, tmp_path,
+                                              no_training):
     path = _bad_csv(tmp_path, text)
-    with pytest.raises(SystemExit) as info:
-        main(["--data", path, *argv, "--out", str(tmp_path / "out")])
-    assert info.value.code == 2
-    assert message in capsys.readouterr().err
+    assert message in _usage_error(["--data", path, *argv, "--out", str(tmp_path / "out")],
+                                   capsys)
+    assert not (tmp_path / "out").exists()
 
 
-def test_unknown_file_type(capsys, tmp_path):
+@pytest.mark.parametrize("value", ["inf", "-inf", "1e39"])
+def test_values_beyond_float32_exit_with_usage_error(value, capsys, tmp_path, no_training):
+    def edit(values):
+        return values[:2] + [value] + values[3:] if values[0] == "2021-02" else values
+
+    path = _stream_csv(tmp_path, edit=edit)
+    message = _usage_error(["--data", str(path), "--month-column", "when",
+                            "--label-column", "is_bad", "--out", str(tmp_path / "out")],
+                           capsys)
+    assert "feature column(s) b hold infinite values or values beyond float32's range" in message
+    assert "in row 40" in message
+
+
+def test_out_that_is_a_file_exits_with_usage_error(capsys, tmp_path, no_training):
+    target = tmp_path / "results"
+    target.write_text("keep me")
+    message = _usage_error(["--quick", "--out", str(target)], capsys)
+    assert f"--out {str(target)!r} is an existing file; pass a directory" in message
+    assert target.read_text() == "keep me"
+
+
+def test_out_under_a_file_exits_with_usage_error(capsys, tmp_path, no_training):
+    target = tmp_path / "results"
+    target.write_text("keep me")
+    message = _usage_error(["--quick", "--out", str(target / "deeper" / "out")], capsys)
+    assert f"lies under {str(target)!r}, which is a file" in message
+
+
+def test_unwritable_out_exits_with_usage_error(capsys, tmp_path, no_training):
+    if os.geteuid() == 0:
+        target = "/sys/kernel"  # even root cannot create files in sysfs
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        target = str(locked)
+    message = _usage_error(["--quick", "--out", target], capsys)
+    assert f"--out {target!r} is not writable" in message
+
+
+def test_unknown_file_type(capsys, tmp_path, no_training):
     path = _bad_csv(tmp_path, "month,x,label\n", name="stream.xlsx")
-    with pytest.raises(SystemExit):
-        main(["--data", path])
-    assert "unknown file type '.xlsx'" in capsys.readouterr().err
+    assert "unknown file type '.xlsx'" in _usage_error(["--data", path], capsys)
 
 
-def test_cuda_requested_without_cuda(capsys, tmp_path):
+def test_cuda_requested_without_cuda(capsys, tmp_path, no_training):
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
-    with pytest.raises(SystemExit) as info:
-        main(["--device", "cuda", "--out", str(tmp_path)])
-    assert info.value.code == 2
-    assert "CUDA is not available on this machine; use --device cpu" in capsys.readouterr().err
+    message = _usage_error(["--device", "cuda", "--out", str(tmp_path)], capsys)
+    assert "CUDA is not available on this machine; use --device cpu" in message
+
+
+@pytest.mark.cuda
+def test_cuda_run_reports_device_memory(tmp_path):
+    assert main(["--quick", "--device", "cuda", "--strategies", "naive,retrain",
+                 "--months", "2", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for row in summary["summary"]:
+        assert row["peak_device_mb"] > 0
+    assert next(r for r in summary["summary"]
+                if r["strategy"] == "retrain")["relative_peak_device_mb"] == 1
 
 
 def test_module_entry_point(monkeypatch, capsys):

@@ -1,6 +1,7 @@
 """Tests for skcl.evaluation: evaluate_stream and StreamEvaluation."""
 
 import csv
+import io
 import sys
 
 import numpy as np
@@ -212,13 +213,34 @@ def test_csv_and_text_table(tmp_path):
     assert "StreamEvaluation(strategies=['retrain', 'naive']" in repr(result)
 
 
-def test_progress_without_tqdm_prints_lines(monkeypatch, capsys):
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self):
+        return True
+
+
+def test_progress_on_a_terminal_without_tqdm_prints_a_line_per_month(monkeypatch):
     monkeypatch.setitem(sys.modules, "tqdm", None)
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
     X, y, months = _toy_stream()
     evaluate_stream({"naive": LastMajority()}, X, y, months, test_size=0.5, progress=True)
+    assert terminal.getvalue().splitlines() == [
+        "[1/3] naive: month 0", "[2/3] naive: month 1", "[3/3] naive: month 2"]
+
+
+def test_progress_in_a_log_prints_one_line_per_strategy(capsys):
+    # capsys' stderr is not a terminal, like a CI log: no per-month refreshes,
+    # even with tqdm installed
+    X, y, months = _toy_stream()
+    evaluate_stream({"naive": LastMajority(), "retrain": AllMajority()}, X, y, months,
+                    test_size=0.5, progress=True)
     err = capsys.readouterr().err.splitlines()
-    assert err == ["[1/3] naive: month 0", "[2/3] naive: month 1", "[3/3] naive: month 2"]
+    assert len(err) == 2
+    assert err[0].startswith("[3/6] naive: done in ")
+    assert err[1].startswith("[6/6] retrain: done in ")
 
 
 def test_stream_evaluation_is_usable_on_its_own():

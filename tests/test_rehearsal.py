@@ -2,6 +2,7 @@
 
 import copy
 import os
+import pickle
 
 import joblib
 import numpy as np
@@ -463,3 +464,45 @@ def test_month_is_copied_to_the_host_once_per_month(monkeypatch):
     clf.fit(X, y, months=months)
     assert len(calls) == 2  # months 2 and 3; month 1 has nothing to replay
     assert "_epoch_source" not in clf.__dict__
+
+
+# ----------------------------------------------------------------------
+# the optional extra array (logits for DER)
+# ----------------------------------------------------------------------
+@pytest.mark.parametrize("policy", ["reservoir", "per_month", "class_balanced"])
+def test_extra_array_stays_with_its_rows_through_eviction_sampling_and_pickle(policy):
+    rng = np.random.default_rng(0)
+    buffer = RehearsalBuffer(capacity=30, policy=policy, random_state=0)
+    for month in range(4):
+        X = rng.normal(size=(25, 3)).astype(np.float32)
+        y = rng.integers(0, 2, size=25)
+        # each row's extra is a function of the row: alignment is checkable
+        buffer.partial_fit(X, y, month=month, extra=np.stack([X.sum(1), X[:, 0] * y], 1))
+    expected = np.stack([buffer.X_.sum(1), buffer.X_[:, 0] * buffer.y_], 1)
+    np.testing.assert_allclose(buffer.extra_, expected, rtol=1e-6)
+    assert buffer.extra_.shape == (30, 2) and not buffer.extra_.flags.writeable
+    X_s, y_s, _, extra_s = buffer.sample(50, return_extra=True)
+    np.testing.assert_allclose(extra_s, np.stack([X_s.sum(1), X_s[:, 0] * y_s], 1), rtol=1e-6)
+    loaded = pickle.loads(pickle.dumps(buffer))
+    np.testing.assert_array_equal(loaded.extra_, buffer.extra_)
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.sample(7, return_extra=True),
+                                                    buffer.sample(7, return_extra=True)))
+    assert copy.deepcopy(buffer).extra_ is buffer.extra_  # read-only: shared
+
+
+def test_extra_array_must_be_passed_every_time_or_never():
+    X, y = np.ones((4, 2)), np.array([0, 1, 0, 1])
+    plain = RehearsalBuffer(capacity=10).partial_fit(X, y)
+    assert plain.extra_ is None
+    with pytest.raises(ValueError, match="stores no extra array"):
+        plain.sample(2, return_extra=True)
+    with pytest.raises(ValueError, match="stored without one"):
+        plain.partial_fit(X, y, extra=np.zeros((4, 2)))
+    with_extra = RehearsalBuffer(capacity=10).partial_fit(X, y, extra=np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="must be passed to every partial_fit"):
+        with_extra.partial_fit(X, y)
+    with pytest.raises(ValueError, match=r"entries of shape \(3,\).*stores entries of shape"):
+        with_extra.partial_fit(X, y, extra=np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="one numeric entry per row"):
+        RehearsalBuffer().partial_fit(X, y, extra=np.zeros((3, 2)))
+    assert len(with_extra.y_) == 4  # the failed calls changed nothing

@@ -8,7 +8,12 @@ import scipy.sparse as sp
 import torch
 
 from skcl import (
+    AGEM,
     EWC,
+    MAS,
+    SI,
+    DERpp,
+    LwF,
     L2,
     ContinualClassifier,
     ForgettingScorer,
@@ -27,6 +32,11 @@ STRATEGIES = {
     "l2": {"regularizer": L2(lam=1.0)},
     "rehearsal": {"rehearsal": RehearsalBuffer(capacity=150)},
     "retrain": {"update": "retrain"},
+    "der++": {"regularizer": DERpp()},
+    "agem": {"regularizer": AGEM()},
+    "lwf": {"regularizer": LwF()},
+    "si": {"regularizer": SI()},
+    "mas": {"regularizer": MAS()},
 }
 
 
@@ -114,8 +124,9 @@ def test_evaluation_scoring_and_splitters_take_sparse(sparse_stream):
 @pytest.mark.parametrize("strategy", ["naive", "ewc", "rehearsal",
                                       pytest.param("retrain", marks=pytest.mark.slow)])
 def test_a_month_too_wide_to_densify_trains(strategy):
-    # 2**22 features x 600 rows: 10 GB dense per month, 12 non-zeros per row
-    n_features, n_rows, nnz = 2 ** 22, 600, 12
+    # 2**22 features x 1,500 rows: 25 GB dense per month (more than this
+    # machine's memory), 12 non-zeros per row
+    n_features, n_rows, nnz = 2 ** 22, 1500, 12
     rng = np.random.default_rng(0)
     months = []
     for _ in range(2):
@@ -128,7 +139,7 @@ def test_a_month_too_wide_to_densify_trains(strategy):
     params = dict(STRATEGIES[strategy])
     if strategy == "ewc":
         params["regularizer"] = EWC(lam=10.0, max_samples=300)
-    clf = ContinualClassifier(max_epochs=1, batch_size=200, random_state=0,
+    clf = ContinualClassifier(max_epochs=1, batch_size=500, random_state=0,
                               module__hidden_units=(2,), **params)
     for X, y in months:
         clf.partial_fit(X, y, classes=[0, 1])

@@ -8,22 +8,26 @@ the state back; the default, :func:`save_shallow_state`, suits estimators whose
 fitted attributes are replaced and never modified in place.
 """
 
+import copy
 import functools
 
 __all__ = ["atomic", "save_shallow_state"]
 
 
-def save_shallow_state(estimator):
+def save_shallow_state(estimator, copied=()):
     """Record ``estimator.__dict__`` by reference; return the function restoring it.
 
     Costs one dict of references. Correct when every fitted attribute a call
     changes is replaced (``self.items_ = [*self.items_, item]``), never modified in
-    place.
+    place; the attributes named in ``copied`` (e.g. a random generator that the
+    call advances in place) are deep-copied instead.
 
     Parameters
     ----------
     estimator : object
         The estimator about to be changed.
+    copied : collection of str, default=()
+        Attributes modified in place by the call, recorded as copies.
 
     Returns
     -------
@@ -31,6 +35,9 @@ def save_shallow_state(estimator):
         Called without arguments, puts the recorded attributes back.
     """
     state = dict(estimator.__dict__)
+    for name in copied:
+        if name in state:
+            state[name] = copy.deepcopy(state[name])
 
     def restore():
         estimator.__dict__.clear()

@@ -1,0 +1,175 @@
+"""The strategies ``skcl-benchmark`` compares, each with the grid ``--tune`` searches.
+
+A strategy is one :class:`Strategy` entry: a name, a figure family, a
+one-line description, a ``build(config)`` returning the unfitted estimator,
+and a ``grid`` of the knobs a practitioner would tune (parameter names as
+``set_params`` takes them). Adding a strategy is one entry in
+``_STRATEGIES``; adding a regularizer is one entry in ``_REGULARIZERS``,
+which yields both the regularizer alone and its combination with rehearsal.
+
+``config`` holds the run's shared settings: ``hidden_units``, ``epochs``,
+``batch_size``, ``random_state`` (the seed of this repetition), ``device``
+and ``buffer_capacity``.
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..averaging import MonthlyAveragingClassifier
+from ..classifier import ContinualClassifier
+from ..regularizers import EWC, L2, OnlineEWC
+from ..rehearsal import RehearsalBuffer
+
+#: Figure panels, in order.
+FAMILIES = ("baselines", "rehearsal", "learning rate", "regularizers",
+            "rehearsal + regularizer")
+
+LR = 1e-3
+BUFFER_SHARE = 0.25        # of the stream's training rows
+REPLAY_RATIO = 0.5
+FINISH_EPOCHS = 2
+L2_LAM = 1.0               # L2's default
+EWC_LAM = {
+    "empirical": 100.0,    # EWC's default
+    "hessian": 100.0,      # same scale as the Fisher (both are curvatures of the loss)
+    # Variance importances are fourth powers of gradients: after the first month
+    # of the default stream they sum to about 1/50 of the empirical Fisher's,
+    # so lam is scaled up by that factor to give the penalty the same weight.
+    "variance": 5000.0,
+}
+ONLINE_GAMMA = 0.9         # forget a tenth of the past importance per month
+
+# Tuning grids: decades around each default (the default is always a candidate,
+# so tuning can only keep it or find better on the training parts).
+_LAM_DECADES = (1.0, 10.0, 100.0, 1000.0)
+_GRIDS = {
+    "l2": {"regularizer__lam": (0.1, 1.0, 10.0, 100.0)},
+    "ewc-empirical": {"regularizer__lam": _LAM_DECADES},
+    "ewc-hessian": {"regularizer__lam": _LAM_DECADES},
+    "ewc-variance": {"regularizer__lam": (50.0, 500.0, 5000.0, 50000.0)},
+    "online-ewc": {"regularizer__lam": _LAM_DECADES},
+}
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """One compared strategy: how to build it and which knobs ``--tune`` searches.
+
+    Parameters
+    ----------
+    name : str
+        The name on the command line and in every output.
+    family : str
+        The figure panel, one of ``FAMILIES``.
+    description : str
+        One line for ``--list-strategies`` and ``summary.json``.
+    build : callable
+        ``build(config) -> estimator``, unfitted, seeded by
+        ``config["random_state"]``.
+    grid : dict, default={}
+        ``{parameter: candidate values}`` for ``GridSearchCV``; empty: not
+        tuned. Every value list holds the untuned default.
+    """
+
+    name: str
+    family: str
+    description: str
+    build: Callable
+    grid: dict = field(default_factory=dict)
+
+    def quick_grid(self):
+        """Return the grid cut to the first knob's first and last value (``--quick``)."""
+        return {key: tuple(dict.fromkeys((values[0], values[-1])))
+                for key, values in list(self.grid.items())[:1]}
+
+
+def _classifier(config, **params):
+    defaults = dict(
+        module__hidden_units=tuple(config["hidden_units"]), max_epochs=config["epochs"],
+        batch_size=config["batch_size"], lr=LR, random_state=config["random_state"],
+        device=config["device"],
+    )
+    defaults.update(params)
+    return ContinualClassifier(**defaults)
+
+
+def _buffer(config, epoch_size="fixed"):
+    return RehearsalBuffer(capacity=config["buffer_capacity"], replay_ratio=REPLAY_RATIO,
+                           epoch_size=epoch_size)
+
+
+def _averaging(config):
+    # members left unseeded: the averaging estimator seeds each month's fresh
+    # model differently from its own random_state
+    return MonthlyAveragingClassifier(estimator=_classifier(config, random_state=None),
+                                      random_state=config["random_state"])
+
+
+# name -> (build(config) -> regularizer, description); each also runs with rehearsal
+_REGULARIZERS = {
+    "l2": (lambda c: L2(lam=L2_LAM),
+           f"L2 pull towards the previous month's weights, lam={L2_LAM:g}"),
+    "ewc-empirical": (lambda c: EWC(lam=EWC_LAM["empirical"], fisher="empirical"),
+                      f"EWC, empirical Fisher, lam={EWC_LAM['empirical']:g}"),
+    "ewc-hessian": (lambda c: EWC(lam=EWC_LAM["hessian"], fisher="hessian"),
+                    f"EWC, Hessian diagonal (negatives clipped), "
+                    f"lam={EWC_LAM['hessian']:g}"),
+    "ewc-variance": (lambda c: EWC(lam=EWC_LAM["variance"], fisher="variance"),
+                     f"EWC, per-sample variance of squared gradients, "
+                     f"lam={EWC_LAM['variance']:g} (scale-matched to the Fisher's)"),
+    "online-ewc": (lambda c: OnlineEWC(lam=EWC_LAM["empirical"], gamma=ONLINE_GAMMA),
+                   f"online EWC, empirical Fisher, lam={EWC_LAM['empirical']:g}, "
+                   f"gamma={ONLINE_GAMMA:g}"),
+}
+
+_STRATEGIES = (
+    Strategy("retrain", "baselines",
+             "re-initialize and train on all months so far, every month",
+             lambda c: _classifier(c, update="retrain")),
+    Strategy("naive", "baselines", "fine-tune at the first month's lr",
+             lambda c: _classifier(c)),
+    Strategy("averaging", "baselines", "one fresh model per month, probabilities averaged",
+             _averaging, grid={"weights": ("uniform", "recency")}),
+    Strategy("rehearsal-fixed", "rehearsal",
+             f"replay {REPLAY_RATIO:.0%} of each epoch from a buffer of "
+             f"{BUFFER_SHARE:.0%} of the stream; epoch as long as the month",
+             lambda c: _classifier(c, rehearsal=_buffer(c, "fixed")),
+             grid={"rehearsal__replay_ratio": (0.25, 0.5, 0.75),
+                   "rehearsal__policy": ("reservoir", "per_month")}),
+    Strategy("rehearsal-grow", "rehearsal",
+             "same buffer; epoch = the month plus replayed rows (grows with replay)",
+             lambda c: _classifier(c, rehearsal=_buffer(c, "grow")),
+             grid={"rehearsal__replay_ratio": (0.25, 0.5, 0.75),
+                   "rehearsal__policy": ("reservoir", "per_month")}),
+    Strategy("low-lr", "learning rate", "fine-tune at 0.1x the first month's lr",
+             lambda c: _classifier(c, finetune_lr=0.1 * LR),
+             grid={"finetune_lr": (1e-5, 3e-5, 1e-4, 3e-4)}),
+    Strategy("low-lr-finish", "learning rate",
+             f"fine-tune at lr, then {FINISH_EPOCHS} finishing epochs at 0.1x lr each month",
+             lambda c: _classifier(c, finish_epochs=FINISH_EPOCHS, finish_lr=0.1 * LR),
+             grid={"finish_epochs": (1, 2, 4), "finish_lr": (1e-5, 1e-4)}),
+)
+
+
+def strategies():
+    """Return ``{name: Strategy}`` for every strategy, in the order of the outputs.
+
+    Returns
+    -------
+    registry : dict of str to Strategy
+        The baselines, rehearsal and learning-rate strategies, then each
+        regularizer alone, then each with ``rehearsal-fixed``'s buffer.
+    """
+    registry = {strategy.name: strategy for strategy in _STRATEGIES}
+    for name, (build_regularizer, text) in _REGULARIZERS.items():
+        registry[name] = Strategy(
+            name, "regularizers", text,
+            lambda c, b=build_regularizer: _classifier(c, regularizer=b(c)),
+            grid=_GRIDS.get(name, {}))
+    for name, (build_regularizer, text) in _REGULARIZERS.items():
+        registry[f"rehearsal+{name}"] = Strategy(
+            f"rehearsal+{name}", "rehearsal + regularizer", f"rehearsal-fixed and {text}",
+            lambda c, b=build_regularizer: _classifier(
+                c, regularizer=b(c), rehearsal=_buffer(c, "fixed")),
+            grid=_GRIDS.get(name, {}))
+    return registry
