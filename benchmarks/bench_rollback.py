@@ -95,7 +95,8 @@ def main():
     bytes_new = record_bytes(clf)
     print(machine_description(args.device))
     print(f"{n_months} months of EWC, {n_parameters:,} parameters, device {args.device}")
-    print_table("Rollback record per partial_fit", ["record", "ms (min-max)", "tensor bytes copied"], [
+    header = ["record", "ms (min-max)", "tensor bytes copied"]
+    print_table("Rollback record per partial_fit", header, [
         ["deepcopy(__dict__) (round 1)", format_ms(old), f"{bytes_old / 2**20:.1f} MiB"],
         ["_save_state (now)", format_ms(new), f"{bytes_new / 2**20:.2f} MiB"],
         ["ratio now / round 1", format_ratio(*paired_ratio(new, old)),

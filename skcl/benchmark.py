@@ -110,9 +110,17 @@ from pathlib import Path
 import numpy as np
 
 from ._benchmark.findings import format_findings, judge_claims
-from ._benchmark.report import (aggregate, final_curves, format_table, per_seed_values,
-                                plot_forgetting, seed_summaries, tuning_lines,
-                                write_json, write_results_csv)
+from ._benchmark.report import (
+    aggregate,
+    final_curves,
+    format_table,
+    per_seed_values,
+    plot_forgetting,
+    seed_summaries,
+    tuning_lines,
+    write_json,
+    write_results_csv,
+)
 from ._benchmark.runner import TaskProgress, run_tasks
 from ._benchmark.strategies import BUFFER_SHARE, LR, strategies
 from .evaluation import _split_months

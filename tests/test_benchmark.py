@@ -14,8 +14,14 @@ from scipy import stats
 
 from skcl import benchmark
 from skcl._benchmark import runner
-from skcl._benchmark.findings import (CLAIMS, EQUIVALENCE_MARGIN, Claim, Comparison,
-                                      interval, judge_claims)
+from skcl._benchmark.findings import (
+    CLAIMS,
+    EQUIVALENCE_MARGIN,
+    Claim,
+    Comparison,
+    interval,
+    judge_claims,
+)
 from skcl._benchmark.report import per_seed_values
 from skcl._benchmark.strategies import FAMILIES, strategies
 from skcl.benchmark import main

@@ -13,17 +13,15 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from conftest import month_slices
 from sklearn.base import clone
 from sklearn.utils._param_validation import InvalidParameterError
 from skorch.callbacks import Callback
 from torch._dynamo.utils import counters
 
-from skcl import EWC, L2, ContinualClassifier, OnlineEWC, RehearsalBuffer
-from skcl import _compiled_step
+from skcl import EWC, L2, ContinualClassifier, OnlineEWC, RehearsalBuffer, _compiled_step
 from skcl._compiled_step import compiled_train_step
 from skcl.regularizers import Regularizer
-
-from conftest import month_slices
 
 # Compiled and eager steps differ by float rounding only (inductor fuses and
 # reorders the sums): after three months of the small models here, weights

@@ -103,7 +103,8 @@ def test_si_records_the_loss_gradient_before_adding_the_penalty_gradient():
         p.grad = g.clone()
     value = regularizer.after_backward(net, None, None)
     assert value.item() == pytest.approx(10.0 / 2 * 6)
-    torch.testing.assert_close(regularizer._path["gradient"], flat(loss_grad))
+    recorded = regularizer._path["gradients"][1 - regularizer._path["current"]]
+    torch.testing.assert_close(recorded, flat(loss_grad))
     torch.testing.assert_close(module.weight.grad, loss_grad[0] + 10.0)
 
 
@@ -273,7 +274,11 @@ def small_stream():
     return make_drifting_stream(n_months=3, n_samples_per_month=90, random_state=1)
 
 
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("name", [
+    # a nested memory parameter and a batch-term parameter by default; the
+    # plain regularizer__lam of SI and MAS (as L2's and EWC's) and LwF's with -m slow
+    pytest.param(name, marks=[pytest.mark.slow] if name in ("SI", "MAS", "LwF") else [])
+    for name in METHODS])
 def test_each_method_tunes_in_grid_search(name, small_stream, make_clf):
     X, y, months = small_stream
     regularizer, key, values = METHODS[name]
@@ -342,3 +347,23 @@ def test_memory_settings_changed_between_months_carry_over(stream, make_clf):
     clf.set_params(regularizer__memory__capacity=20)
     clf.partial_fit(X[months == 1], y[months == 1])
     assert clf.regularizer_.memory_.capacity == 20 and len(clf.regularizer_.memory_.y_) == 20
+
+
+# ----------------------------------------------------------------------
+# CUDA
+# ----------------------------------------------------------------------
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", METHODS)
+def test_each_method_trains_on_cuda_like_on_cpu(name, stream, make_clf):
+    X, y, months = stream
+    fits = {device: fit_months(make_clf(regularizer=clone(METHODS[name][0]), device=device),
+                               X, y, months, 3)
+            for device in ("cuda", "cpu")}
+    assert all(p.device.type == "cuda" for p in fits["cuda"].module_.parameters())
+    state = fits["cuda"].regularizer_
+    for tensor in [getattr(state, "penalty_weight_", None),
+                   *getattr(state, "teacher_", torch.nn.Module()).parameters()]:
+        assert tensor is None or tensor.device.type == "cuda"
+    # not bit-identical across devices, but the same model up to float noise
+    assert np.mean(fits["cuda"].predict(X) == fits["cpu"].predict(X)) > 0.9

@@ -12,8 +12,8 @@ which yields both the regularizer alone and its combination with rehearsal.
 and ``buffer_capacity``.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..averaging import MonthlyAveragingClassifier
 from ..classifier import ContinualClassifier

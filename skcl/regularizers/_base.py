@@ -207,7 +207,7 @@ def uses_fast_penalty(cls):
     after the fast hook was written.
     """
     fast, penalty = _defining_class(cls, "add_penalty_grad"), _defining_class(cls, "penalty")
-    if fast is None or getattr(cls, "add_penalty_grad") is None:
+    if fast is None or cls.add_penalty_grad is None:
         return False
     return penalty is None or issubclass(fast, penalty)
 

@@ -260,18 +260,20 @@ class ImportanceRegularizer(Regularizer):
         """
         if "penalty_center_" not in self.__dict__ or self.lam == 0:
             return zero_like_parameters(module)
-        params, sizes, shapes = self._penalized_parameters(module)
+        params, sizes, shapes, scratch = self._penalized_parameters(module)
         with torch.no_grad():
-            diff = torch.cat([p.reshape(-1) for p in params])
-            if diff.shape != self.penalty_center_.shape:
-                self._flat_parameters(module)  # raises the error naming the change
+            # into buffers kept between steps: a fresh allocation of this size
+            # per step costs about as much as the arithmetic
+            diff = torch.cat([p.reshape(-1) for p in params], out=scratch[0])
             return self._add_flat_penalty_grad(params, sizes, shapes, diff.sub_(
-                self.penalty_center_))
+                self.penalty_center_), scratch[1])
 
-    def _add_flat_penalty_grad(self, params, sizes, shapes, diff):
+    def _add_flat_penalty_grad(self, params, sizes, shapes, diff, weighted_out):
         """``add_penalty_grad`` from ``diff = theta - center``, flattened (no_grad)."""
         lam = float(self.lam)
-        weighted = diff if self.penalty_weight_ is None else self.penalty_weight_ * diff
+        weighted = diff
+        if self.penalty_weight_ is not None:
+            weighted = torch.mul(self.penalty_weight_, diff, out=weighted_out)
         grads = []
         for p in params:
             if p.grad is None:
@@ -285,7 +287,11 @@ class ImportanceRegularizer(Regularizer):
         return total.mul_(0.5 * lam)
 
     def _penalized_parameters(self, module):
-        """The penalized parameters of ``module``, their sizes and shapes (cached)."""
+        """The penalized parameters of ``module``, their sizes, shapes and two scratch buffers.
+
+        Cached for one module and one consolidation; the scratch buffers, of the
+        flattened parameters' size, hold each step's intermediate vectors.
+        """
         cache = self.__dict__.get("_grad_cache")
         if (cache is None or cache[0]() is not module
                 or cache[1] is not self.penalty_center_):
@@ -297,9 +303,13 @@ class ImportanceRegularizer(Regularizer):
                 raise
             shapes = [p.shape for p in params]
             sizes = [p.numel() for p in params]
-            cache = (weakref.ref(module), self.penalty_center_, params, sizes, shapes)
+            if sum(sizes) != self.penalty_center_.numel():
+                self._flat_parameters(module)  # raises the error naming the change
+            scratch = [torch.empty_like(self.penalty_center_) for _ in range(2)]
+            cache = (weakref.ref(module), self.penalty_center_, params, sizes, shapes,
+                     scratch)
             self._grad_cache = cache
-        return cache[2], cache[3], cache[4]
+        return cache[2], cache[3], cache[4], cache[5]
 
     def _flat_parameters(self, module):
         named = dict(module.named_parameters())

@@ -28,9 +28,11 @@ class _MemoryStrategy(Regularizer):
             self.memory_ = memory
         elif self.memory is not None:
             # settings changed between months carry over, the rows stay
-            params = self.memory.get_params(deep=False)
-            params.pop("random_state", None)
-            memory.set_params(**params)
+            current = memory.get_params(deep=False)
+            changed = {key: value for key, value in self.memory.get_params(deep=False).items()
+                       if key != "random_state" and not _same_value(current[key], value)}
+            if changed:  # a new capacity subsamples the stored rows: only when asked
+                memory.set_params(**changed)
         return memory
 
     def _memory_batch(self, net, n_samples, return_extra=False):
@@ -335,3 +337,13 @@ class DERpp(_MemoryStrategy):
                                           extra=logits.float().cpu().numpy())
         self.n_consolidations_ = self.__dict__.get("n_consolidations_", 0) + 1
         return self
+
+
+def _same_value(a, b):
+    """Whether two parameter values are the same (identity, or equal scalars)."""
+    if a is b:
+        return True
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except (TypeError, ValueError):
+        return False

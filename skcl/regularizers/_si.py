@@ -32,7 +32,9 @@ class SI(ImportanceRegularizer):
     the penalty unbounded below.
 
     No pass over the data is needed at the month's end; the cost is a few
-    operations on the flattened parameters at every step. The gradient is
+    operations on the flattened parameters at every step, into buffers kept
+    for the month (six copies of the parameters, with the anchor and the
+    importance eight). The gradient is
     recorded in :meth:`after_backward`, before the penalty's gradient is
     added (a subclass that overrides ``penalty``, whose penalty then goes
     through autograd, records the gradient with the penalty's in it).
@@ -113,29 +115,35 @@ class SI(ImportanceRegularizer):
         module = net.module_
         penalized = "penalty_center_" in self.__dict__ and uses_fast_penalty(type(self))
         if penalized:
-            params, sizes, shapes = self._penalized_parameters(module)
+            params, sizes, shapes, _ = self._penalized_parameters(module)
         else:
             params = self._path_parameters(module)
         with torch.no_grad():
-            # one concatenation of the weights serves the path and the penalty
-            theta = torch.cat([p.detach().reshape(-1) for p in params])
-            gradient = torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad)
-                                  .reshape(-1) for p in params])
             path = self.__dict__.get("_path")
-            if path is None:
-                # the month's first step: the weights have not moved yet
-                self._path = {"start": theta, "previous": theta, "gradient": gradient,
-                              "integral": torch.zeros_like(theta)}
-            else:
-                path["integral"].addcmul_(path["gradient"], theta - path["previous"],
-                                          value=-1.0)
-                path["previous"], path["gradient"] = theta, gradient
-            # the penalty's gradient is added after the loss's gradient was recorded
+            if path is None:  # the month's first step: the weights have not moved yet
+                theta = torch.cat([p.detach().reshape(-1) for p in params])
+                path = self._path = {
+                    "thetas": [theta, torch.empty_like(theta)],
+                    "gradients": [torch.empty_like(theta), torch.empty_like(theta)],
+                    "integral": torch.zeros_like(theta), "start": theta.clone(),
+                    "current": 0, "steps": 0}
+            # two buffers each for the weights and the gradient, alternating:
+            # this step's and the previous one's, no allocation per step
+            current, previous = path["current"], 1 - path["current"]
+            theta = torch.cat([p.detach().reshape(-1) for p in params],
+                              out=path["thetas"][current])
+            torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).reshape(-1)
+                       for p in params], out=path["gradients"][current])
+            if path["steps"]:
+                moved_back = path["thetas"][previous].sub_(theta)  # -(previous update)
+                path["integral"].addcmul_(path["gradients"][previous], moved_back)
+            path["current"], path["steps"] = previous, path["steps"] + 1
+            # the penalty's gradient is added after the loss's gradient was
+            # recorded; the previous step's buffers are free scratch now
             if penalized and self.lam != 0:
-                if theta.shape != self.penalty_center_.shape:
-                    self._flat_parameters(module)  # raises the error naming the change
-                return self._add_flat_penalty_grad(params, sizes, shapes,
-                                                   theta - self.penalty_center_)
+                diff = torch.sub(theta, self.penalty_center_, out=path["thetas"][previous])
+                return self._add_flat_penalty_grad(params, sizes, shapes, diff,
+                                                   path["gradients"][previous])
         return super().after_backward(net, X, y)
 
     def estimate_importance(self, net, X, y):
@@ -161,8 +169,9 @@ class SI(ImportanceRegularizer):
             importance = torch.zeros_like(theta)
         else:
             # the month's last step: its update shows in the final weights
-            integral = path["integral"].addcmul(path["gradient"], theta - path["previous"],
-                                                value=-1.0)
+            last = 1 - path["current"]
+            integral = path["integral"].addcmul(path["gradients"][last],
+                                                theta - path["thetas"][last], value=-1.0)
             change = theta - path["start"]
             importance = (integral / (change.square() + self.damping)).clamp_min_(0.0)
         sizes = [p.numel() for p in params.values()]
