@@ -19,6 +19,7 @@ from .regularizers import (
 )
 from .rehearsal import RehearsalBuffer
 from .scoring import ForgettingScorer
+from .storage import RowStore
 
 __version__ = "0.1.0.dev0"
 
@@ -38,6 +39,7 @@ __all__ = [
     "OnlineEWC",
     "RehearsalBuffer",
     "Regularizer",
+    "RowStore",
     "SI",
     "TemporalSplit",
     "__version__",

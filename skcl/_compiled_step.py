@@ -257,6 +257,8 @@ def compiled_train_step(net, batch, fit_params, base):
     X, y = batch
     if not (isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor)):
         return None
+    if X.layout != torch.strided:
+        return None  # sparse batches: the graphs are traced for dense input
     batch_rows = net.__dict__.get("iterator_train__batch_size", net.batch_size)
     if batch_rows != -1 and X.shape[0] != batch_rows:
         return None  # the last, partial batch: eager, not one more graph

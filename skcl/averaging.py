@@ -134,7 +134,8 @@ class MonthlyAveragingClassifier(ArgmaxPredictMixin, ClassifierMixin, BaseEstima
         """
         check_parameter_constraints(self)
         month = check_month_label(month)
-        X, y = validate_data(self, X, y, reset="classes_" not in self.__dict__)
+        X, y = validate_data(self, X, y, reset="classes_" not in self.__dict__,
+                             accept_sparse="csr")
         self._fit_month(X, y, classes, month)
         return self
 
@@ -168,7 +169,7 @@ class MonthlyAveragingClassifier(ArgmaxPredictMixin, ClassifierMixin, BaseEstima
         """
         check_parameter_constraints(self)
         reset_fitted_attributes(self)
-        X, y = validate_data(self, X, y, reset=True)
+        X, y = validate_data(self, X, y, reset=True, accept_sparse="csr")
         check_classification_targets(y)
         classes = np.unique(y)
         for month, rows in stream_months(months, len(y)):
@@ -190,8 +191,8 @@ class MonthlyAveragingClassifier(ArgmaxPredictMixin, ClassifierMixin, BaseEstima
             class gives it zero probability.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False)
-        proba = np.zeros((len(X), len(self.classes_)))
+        X = validate_data(self, X, reset=False, accept_sparse="csr")
+        proba = np.zeros((X.shape[0], len(self.classes_)))
         for weight, model in zip(self._model_weights(), self.estimators_):
             columns = np.asarray(model.classes_, dtype=np.intp)
             proba[:, columns] += weight * model.predict_proba(X)
@@ -201,6 +202,7 @@ class MonthlyAveragingClassifier(ArgmaxPredictMixin, ClassifierMixin, BaseEstima
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = True
         return tags
 
     def _model_weights(self):

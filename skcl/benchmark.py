@@ -174,7 +174,12 @@ def _build_parser():
     parser.add_argument(
         "--data", metavar="PATH",
         help="CSV or parquet file with a month column, a label column and numeric "
-             "feature columns (default: the embedded make_drifting_stream)")
+             "feature columns, or a scipy.sparse .npz matrix with --labels "
+             "(default: the embedded make_drifting_stream)")
+    parser.add_argument(
+        "--labels", metavar="PATH",
+        help="with a sparse --data .npz: CSV or .npz file holding the month and label "
+             "columns, one row per matrix row (see skcl.datasets.load_sparse_stream)")
     parser.add_argument("--month-column", default="month", metavar="NAME",
                         help="month column of --data (default: %(default)s)")
     parser.add_argument("--label-column", default="label", metavar="NAME",
@@ -311,6 +316,8 @@ def _load_data(parser, args):
     path = Path(args.data)
     if not path.is_file():
         parser.error(f"--data {args.data!r}: no such file")
+    if path.suffix.lower() == ".npz":
+        return _load_sparse_data(parser, args)
     import pandas as pd
 
     frame = _read_frame(parser, path, args.data)
@@ -376,6 +383,33 @@ def _load_data(parser, args):
     X = values[keep].astype(np.float32)
     y = frame[args.label_column].to_numpy()[keep]
     return X, y, months[keep], f"{args.data} ({len(month_order)} months)"
+
+
+def _load_sparse_data(parser, args):
+    """``--data X.npz --labels labels.csv``: a sparse stream, never densified."""
+    from .datasets import load_sparse_stream
+
+    if args.labels is None:
+        parser.error(f"--data {args.data!r} is a sparse matrix: pass --labels PATH with "
+                     "its month and label columns")
+    try:
+        X, y, months = load_sparse_stream(args.data, args.labels,
+                                          month_column=args.month_column,
+                                          label_column=args.label_column)
+    except (OSError, ValueError, ImportError) as exc:
+        parser.error(f"--data {args.data!r} --labels {args.labels!r}: {exc}")
+    month_order = np.unique(months)
+    if args.months is not None:
+        if args.months > len(month_order):
+            parser.error(
+                f"--months {args.months} exceeds the {len(month_order)} months in "
+                f"{args.labels!r}; pass --months {len(month_order)} or fewer")
+        month_order = month_order[:args.months]
+    elif args.quick:
+        month_order = month_order[:3]
+    keep = np.flatnonzero(np.isin(months, month_order))
+    return (X[keep], y[keep], months[keep],
+            f"{args.data} + {args.labels} ({len(month_order)} months, sparse)")
 
 
 def _check_stream(parser, args, y, months, split_seeds, tune_folds):

@@ -27,11 +27,13 @@ from skorch.callbacks import EpochScoring
 from skorch.dataset import Dataset, unpack_data
 from skorch.net import NeuralNet
 
-from ._batching import DeviceBatchIterator, dataset_tensors
+from ._batching import DeviceBatchIterator, RowsDataset, dataset_tensors, shared_tensor
 from ._compiled_step import compiled_train_step
+from ._sparse import host_rows, is_scipy_sparse, to_csr, to_torch_csr
 from .modules import MLP
 from .regularizers._base import training_hooks
 from .rehearsal import RehearsalBuffer
+from .storage import RowStore
 from .utils._fitted import reset_fitted_attributes
 from .utils._labels import check_month_classes
 from .utils._months import check_month_label, missing_mask, stream_months
@@ -52,6 +54,9 @@ __all__ = ["ContinualClassifier"]
 
 _WEIGHTS_FORMAT = "skcl.weights/1"
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Dense data larger than this share of the free CUDA memory stays on the host
+# and is streamed to the device in chunks instead of copied whole.
+_DEVICE_BUDGET_FRACTION = 0.5
 # skorch's bookkeeping, which a fresh ``fit`` keeps
 _SKORCH_STATE = {"initialized_", "virtual_params_", "init_context_", "prefixes_",
                  "cuda_dependent_attributes_"}
@@ -109,9 +114,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         How each month updates the model.
         ``"finetune"`` continues from the current weights each month.
         ``"retrain"`` re-initializes the module and optimizer each month and trains
-        on every month seen so far: the full-retraining baseline. It keeps a copy
-        of all past training data on the host, so its memory grows with the
-        stream (``n_samples_seen * n_features * 4`` bytes for float32).
+        on every month seen so far: the full-retraining baseline. It keeps one
+        copy of all past training rows on the host (in ``past_data_``, a
+        :class:`~skcl.RowStore`: ``n_samples_seen * n_features * 4`` bytes
+        dense float32, about ``8 * nnz`` sparse), or on disk with
+        ``memmap_dir``, and streams batches from it (see :ref:`memory`).
     regularizer : regularizer object or None, default=None
         A loss- or gradient-level strategy (e.g. :class:`~skcl.EWC`,
         :class:`~skcl.LwF`, :class:`~skcl.AGEM`), cloned into
@@ -129,6 +136,12 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     keep_snapshots : bool, default=False
         Keep a CPU copy of the weights after each month in ``snapshots_``
         (memory: one copy of the parameters per month).
+    memmap_dir : str, path-like or None, default=None
+        With ``update="retrain"``: directory where ``past_data_`` keeps the
+        past rows, in anonymous memory-mapped files (deleted with the
+        estimator), so a history larger than memory trains by reading only the
+        batches it needs. ``None`` keeps them in memory. A change applies to
+        the months stored from then on.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialization, shuffling, dropout and the rehearsal draws
         (when the buffer has no seed of its own). With an int, a CPU run is
@@ -202,9 +215,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         The fitted copy of ``rehearsal``.
     snapshots_ : list of dict
         With ``keep_snapshots=True``: per month, the module's ``state_dict`` on CPU.
-    past_data_ : RehearsalBuffer
+    past_data_ : RowStore
         With ``update="retrain"``: every past training row (encoded labels),
-        the data each month retrains on.
+        one chunk per month, the data each month retrains on.
     rng_ : numpy.random.Generator
         Source of the per-month seeds (weight initialization, shuffling,
         dropout, and the strategies' draws when they have no seed of their own).
@@ -252,6 +265,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         "regularizer": [HasMethods(["penalty", "consolidate"]), None],
         "rehearsal": [HasMethods(["fit_resample", "partial_fit"]), None],
         "keep_snapshots": ["boolean"],
+        "memmap_dir": [str, os.PathLike, None],
         "random_state": ["random_state"],
         "step": [StrOptions({"eager", "compiled"})],
     }
@@ -272,6 +286,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         regularizer=None,
         rehearsal=None,
         keep_snapshots=False,
+        memmap_dir=None,
         random_state=None,
         train_split=None,
         iterator_train=DeviceBatchIterator,
@@ -307,6 +322,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self.regularizer = regularizer
         self.rehearsal = rehearsal
         self.keep_snapshots = keep_snapshots
+        self.memmap_dir = memmap_dir
         self.random_state = random_state
         self.step = step
 
@@ -397,16 +413,14 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             raise ValueError("the month has no rows; skip empty months")
         self.classes_ = check_month_classes(y, classes, self.__dict__.get("classes_"))
         if not self._stream_started():
-            self._start_stream()
+            self._start_stream(sparse_input=is_scipy_sparse(X))
         seed = draw_seed(self.rng_)
         self._apply_changed_settings(seed)
         if month is None:
             month = self.n_months_seen_
         y_encoded = np.searchsorted(self.classes_, y)
 
-        X_month = self._to_device(X)
-        y_month = self._to_device(y_encoded, dtype=torch.long)
-        X_train, y_train = self._training_data(X, y_encoded, X_month, y_month)
+        X_month, y_month, X_train, y_train = self._month_data(X, y_encoded)
 
         initialize = not self.initialized_ or self.update == "retrain"
         if initialize:
@@ -432,7 +446,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                                      **fit_params)
                     self._set_lr(lr)
                 self.notify("on_train_end", X=X_train, y=y_train)
-            self._check_month_trained(len(y_train))
+            self._check_month_trained(len(X_train))
             self.on_month_end(X_month, y_month, month)
         finally:
             self.__dict__.pop("_month", None)
@@ -505,7 +519,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         """Whether a stream is under way (the one "first month?" test)."""
         return "n_months_seen_" in self.__dict__
 
-    def _start_stream(self):
+    def _start_stream(self, sparse_input=False):
         """Set up the fitted state of a new stream: counters, seeds, strategy copies."""
         self.rng_ = make_rng(self.random_state)
         self.months_ = []
@@ -515,10 +529,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self.snapshots_ = []
         self.regularizer_ = None
         self.rehearsal_ = None
+        # fixed for the stream: the bundled MLP then takes sparse products
+        self._sparse_input = sparse_input
         if self.update == "retrain":
-            # capacity=None keeps every row and draws nothing; the fixed seed
-            # only spares numpy's global RNG
-            self.past_data_ = RehearsalBuffer(capacity=None, random_state=0)
+            self.past_data_ = RowStore(memmap_dir=self.memmap_dir)
 
     def _apply_changed_settings(self, seed):
         """Bring the fitted strategy copies in line with the parameters as set now.
@@ -574,15 +588,57 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     def _to_device(self, array, dtype=torch.float32):
         # a copy: the caller's array (possibly read-only, as pandas hands out)
         # is never shared with training state
+        if is_scipy_sparse(array):
+            return to_torch_csr(to_csr(array), device=self.device).to(dtype)
         return torch.tensor(np.asarray(array), dtype=dtype, device=self.device)
 
-    def _training_data(self, X, y_encoded, X_month, y_month):
-        """Return what the month trains on: the month, or every past row (retrain)."""
-        if self.update != "retrain":
-            return X_month, y_month
-        self.past_data_.partial_fit(X, y_encoded)
-        return (self._to_device(self.past_data_.X_),
-                self._to_device(self.past_data_.y_, dtype=torch.long))
+    def _month_data(self, X, y_encoded):
+        """The month for the strategies, and what it trains on.
+
+        Returns ``(X_month, y_month, X_train, y_train)``. ``X_month`` /
+        ``y_month`` (for :meth:`on_month_end`) are tensors on ``device``; a
+        sparse month is one ``torch.sparse_csr`` tensor (its non-zeros only).
+        What the epochs iterate over: the month's tensors (dense), the month
+        on the host as a :class:`~skcl._batching.RowsDataset` (sparse: batches
+        go to ``device`` one by one), or, under ``update="retrain"``, every
+        past row in ``past_data_``, appended to once (a read-only chunk) and
+        gathered batch by batch, never copied whole.
+        """
+        if self.update == "retrain":
+            self.past_data_.memmap_dir = self.memmap_dir
+            self.past_data_.append(X, y_encoded)
+            chunk, labels = self.past_data_.chunks()[-1]
+            # the month as the store holds it: no copy on CPU
+            X_month = (to_torch_csr(chunk, device=self.device) if is_scipy_sparse(chunk)
+                       else shared_tensor(chunk, device=self.device))
+            y_month = torch.as_tensor(labels, dtype=torch.long, device=self.device)
+            return X_month, y_month, RowsDataset(self.past_data_, device=self.device), None
+        y_month = self._to_device(y_encoded, dtype=torch.long)
+        if is_scipy_sparse(X):
+            X = to_csr(X)
+            return (self._to_device(X), y_month,
+                    RowsDataset(X, y_encoded, device=self.device), None)
+        if not self._fits_device(X):
+            # streamed from the host; the strategies' hooks get the month on
+            # the host (the Fisher estimators move it chunk by chunk)
+            X = np.ascontiguousarray(X, dtype=np.float32)
+            return (shared_tensor(X), y_month,
+                    RowsDataset(X, y_encoded, device=self.device), None)
+        X_month = self._to_device(X)
+        return X_month, y_month, X_month, y_month
+
+    def _fits_device(self, X):
+        """Whether dense rows ``X`` fit the device's budget (always on CPU).
+
+        On CUDA the budget is ``_DEVICE_BUDGET_FRACTION`` of the free device
+        memory; larger data stays on the host and is streamed in chunks
+        through pinned buffers (see :class:`~skcl._batching.DeviceBatchIterator`).
+        """
+        device = torch.device(self.device) if self.device is not None else None
+        if device is None or device.type != "cuda":
+            return True
+        free, _ = torch.cuda.mem_get_info(device)
+        return X.shape[0] * X.shape[1] * 4 <= _DEVICE_BUDGET_FRACTION * free
 
     # ------------------------------------------------------------------
     # 4. initialization (first month, and every month under retrain)
@@ -618,6 +674,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                 kwargs.setdefault("n_features", self.n_features_in_)
             if "n_classes" in accepted:
                 kwargs.setdefault("n_classes", len(self.classes_))
+            if "sparse_input" in accepted and self.__dict__.get("_sparse_input"):
+                kwargs.setdefault("sparse_input", True)
         self.module_ = self.initialized_instance(module, kwargs)
         return self
 
@@ -784,6 +842,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         cached = self.__dict__.get("_epoch_source")
         if cached is not None and cached[0] is dataset:
             X_new, y_new = cached[1:]
+        elif isinstance(dataset, RowsDataset) and not isinstance(dataset.X, RowStore):
+            X_new, y_new = dataset.X, dataset.y    # the month on the host already
         else:
             tensors = dataset_tensors(dataset)
             if tensors is None:
@@ -795,6 +855,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             # one host copy of the month for all its epochs (dropped at month end)
             self.__dict__["_epoch_source"] = (dataset, X_new, y_new)
         X_mix, y_mix = rehearsal.fit_resample(X_new, y_new)
+        if is_scipy_sparse(X_mix):
+            return RowsDataset(to_csr(X_mix), y_mix, device=self.device)
+        if not self._fits_device(X_mix):
+            return RowsDataset(X_mix, y_mix, device=self.device)
         return Dataset(self._to_device(X_mix), self._to_device(y_mix, dtype=torch.long))
 
     # ------------------------------------------------------------------
@@ -952,7 +1016,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         Parameters
         ----------
         X : torch.Tensor of shape (n_samples, n_features)
-            The month's features, on ``device``.
+            The month's features, on ``device``; of layout
+            ``torch.sparse_csr`` when the month was sparse. A dense month
+            larger than the device's budget (see :ref:`memory`) stays on the
+            host (a CPU tensor), as does nothing else.
         y : torch.Tensor of shape (n_samples,)
             The month's encoded labels (indices into ``classes_``), on ``device``.
         month : hashable
@@ -961,7 +1028,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         if self.regularizer_ is not None:
             self.regularizer_.consolidate(self, X, y)
         if self.rehearsal_ is not None:
-            self.rehearsal_.partial_fit(X.cpu().numpy(), y.cpu().numpy(), month=month)
+            self.rehearsal_.partial_fit(host_rows(X), y.cpu().numpy(), month=month)
         if self.keep_snapshots:
             self.snapshots_ = [*self.snapshots_, {
                 k: v.detach().to("cpu", copy=True) for k, v in self.module_.state_dict().items()
@@ -991,6 +1058,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             # skorch callbacks score on the validation Dataset (encoded labels)
             return NeuralNet.predict_proba(self, X)
         X = self._validate_features(X)
+        if is_scipy_sparse(X):
+            # batches of the host CSR rows go to the device one by one
+            return NeuralNet.predict_proba(self, RowsDataset(to_csr(X), device=self.device))
+        if not self._fits_device(X):
+            return NeuralNet.predict_proba(self, RowsDataset(X, device=self.device))
         return NeuralNet.predict_proba(self, self._to_device(X))
 
     def check_is_fitted(self, attributes=None, *args, **kwargs):
@@ -1124,6 +1196,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = True
         tags.classifier_tags.multi_class = True
         return tags
 
@@ -1235,6 +1308,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             "classes": self.classes_.tolist(),
             "n_features_in": int(self.n_features_in_),
             "feature_names_in": None if feature_names is None else feature_names.tolist(),
+            # the bundled MLP's first layer differs for sparse input (optional key)
+            "sparse_input": bool(self.__dict__.get("_sparse_input", False)),
         }
         buffer = io.BytesIO()
         torch.save(payload, buffer)
@@ -1275,7 +1350,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self.n_features_in_ = payload["n_features_in"]
         if payload["feature_names_in"] is not None:
             self.feature_names_in_ = np.asarray(payload["feature_names_in"], dtype=object)
-        self._start_stream()
+        self._start_stream(sparse_input=bool(payload.get("sparse_input", False)))
         with seeded_global_torch(draw_seed(self.rng_), self.device):
             self._initialize_month_state()
         self.module_.load_state_dict(payload["module_state"])
@@ -1292,6 +1367,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                                if not k.endswith("_") or k in _SKORCH_STATE})
         probe.classes_ = np.asarray(payload["classes"])
         probe.n_features_in_ = payload["n_features_in"]
+        probe._sparse_input = bool(payload.get("sparse_input", False))
         with torch.device("meta"), probe._current_init_context("module"):
             expected = probe.initialize_module().module_.state_dict()
         saved = payload["module_state"]
@@ -1316,14 +1392,20 @@ def _validate_input(estimator, X, y, reset):
     """scikit-learn's validation, with skcl's explanations and the float32 check."""
     try:
         if y is _NO_Y:
-            X = validate_data(estimator, X, reset=reset, dtype=[np.float32, np.float64])
+            X = validate_data(estimator, X, reset=reset, dtype=[np.float32, np.float64],
+                              accept_sparse=["csr", "csc", "coo"])
         else:
-            X, y = validate_data(estimator, X, y, reset=reset, dtype=[np.float32, np.float64])
+            X, y = validate_data(estimator, X, y, reset=reset, dtype=[np.float32, np.float64],
+                                 accept_sparse=["csr", "csc", "coo"])
     except ValueError as exc:
         _explain_input_error(X, exc)
         raise
+    if is_scipy_sparse(X):
+        X = to_csr(X, X.dtype)   # rows are gathered and batched as CSR
     if X.dtype == np.float64 and X.size:
-        too_large = np.flatnonzero(np.abs(X).max(axis=0) > _FLOAT32_MAX)
+        largest = (abs(X).max(axis=0).toarray().ravel() if is_scipy_sparse(X)
+                   else np.abs(X).max(axis=0))
+        too_large = np.flatnonzero(largest > _FLOAT32_MAX)
         if len(too_large):
             names = getattr(estimator, "feature_names_in_", None)
             columns = [names[c] if names is not None else int(c) for c in too_large[:5]]

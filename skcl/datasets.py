@@ -1,9 +1,12 @@
 """Data for continual-learning experiments: a drifting malware-like stream."""
 
+import os
+
 import numpy as np
+import scipy.sparse as sp
 from sklearn.utils import check_random_state
 
-__all__ = ["make_drifting_stream"]
+__all__ = ["load_sparse_stream", "make_drifting_stream"]
 
 
 def make_drifting_stream(
@@ -152,3 +155,80 @@ def _family_activity(n_months, n_families):
     empty = activity.sum(axis=1) == 0
     activity[empty, n_families - 1] = 1.0
     return activity
+
+
+def load_sparse_stream(features_path, labels_path, *, month_column="month",
+                       label_column="label"):
+    """Load a sparse stream: a scipy ``.npz`` matrix plus a months/labels file.
+
+    The format ``skcl-benchmark --data stream.npz --labels labels.csv`` reads:
+    hashed or otherwise sparse features are saved with
+    ``scipy.sparse.save_npz("stream.npz", X)`` (any format; returned as CSR),
+    and the month and label of each row, in the same row order, in a CSV file
+    (needs pandas) or a ``.npz`` file written by ``numpy.savez`` with one array
+    per column name.
+
+    Parameters
+    ----------
+    features_path : str or path-like
+        The ``.npz`` file of ``scipy.sparse.save_npz``.
+    labels_path : str or path-like
+        A ``.csv`` or ``.npz`` file with the columns ``month_column`` and
+        ``label_column``, one row per row of the matrix.
+    month_column : str, default="month"
+        Name of the month column.
+    label_column : str, default="label"
+        Name of the label column.
+
+    Returns
+    -------
+    X : scipy.sparse.csr_matrix of shape (n_samples, n_features)
+        The features, never densified.
+    y : ndarray of shape (n_samples,)
+        The labels.
+    months : ndarray of shape (n_samples,)
+        The month of each row.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, tempfile, os
+    >>> from skcl.datasets import load_sparse_stream
+    >>> folder = tempfile.mkdtemp()
+    >>> sp.save_npz(os.path.join(folder, "X.npz"), sp.random(6, 2**18, density=1e-4))
+    >>> np.savez(os.path.join(folder, "y.npz"), month=[0, 0, 0, 1, 1, 1],
+    ...          label=[0, 1, 0, 1, 0, 1])
+    >>> X, y, months = load_sparse_stream(os.path.join(folder, "X.npz"),
+    ...                                   os.path.join(folder, "y.npz"))
+    >>> X.shape, months.tolist()
+    ((6, 262144), [0, 0, 0, 1, 1, 1])
+    """
+    try:
+        X = sp.csr_matrix(sp.load_npz(features_path))
+    except (OSError, ValueError) as exc:
+        raise ValueError(
+            f"{os.fspath(features_path)!r} is not a matrix saved by scipy.sparse.save_npz "
+            f"({exc}); save the features with scipy.sparse.save_npz(path, X)"
+        ) from exc
+    labels_path = os.fspath(labels_path)
+    if labels_path.lower().endswith(".npz"):
+        with np.load(labels_path, allow_pickle=False) as arrays:
+            columns = {name: arrays[name] for name in arrays.files}
+    else:
+        import pandas as pd   # optional dependency, needed for CSV only
+
+        frame = pd.read_csv(labels_path)
+        columns = {name: frame[name].to_numpy() for name in frame.columns}
+    for name, option in ((month_column, "month_column"), (label_column, "label_column")):
+        if name not in columns:
+            raise ValueError(
+                f"{labels_path!r} has no column {name!r} (it has {sorted(columns)}); "
+                f"pass {option}=... naming the right one"
+            )
+    y, months = np.asarray(columns[label_column]), np.asarray(columns[month_column])
+    if not len(y) == len(months) == X.shape[0]:
+        raise ValueError(
+            f"{labels_path!r} has {len(y)} rows but the matrix in "
+            f"{os.fspath(features_path)!r} has {X.shape[0]}; write one month and one "
+            "label per matrix row, in the same order"
+        )
+    return X, y, months

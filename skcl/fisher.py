@@ -23,7 +23,9 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vjp, vmap
 
+from ._sparse import torch_csr_rows, torch_csr_take, torch_csr_values_map
 from .module_utils import evaluation_mode, trainable_parameters
+from .modules import SparseInputLinear
 
 __all__ = [
     "per_sample_loss",
@@ -41,6 +43,10 @@ MAX_EXACT_HESSIAN_PARAMS = 512
 
 # Hessian-vector products evaluated together in one vmap.
 _VECTORS_PER_CALL = 32
+
+# hessian_diagonal on sparse input densifies chunks of rows of at most this
+# many bytes (torch.func does not take sparse tensors).
+_DENSE_CHUNK_BYTES = 32 * 2**20
 
 
 def per_sample_loss(criterion):
@@ -105,7 +111,11 @@ def empirical_fisher(module, X, y, loss, *, method="auto", batch_size=256):
       :math:`\delta_i a_i^\top` of the output gradient and the input, so
       :math:`\sum_i g_i^2 = (\delta^2)^\top (a^2)` (and :math:`\sum_i \delta_i^2`
       for the bias): one forward, one backward per chunk, about twice the cost
-      of a training pass. A layer called more than once (weight sharing), on
+      of a training pass. The same holds for
+      :class:`~skcl.modules.SparseInputLinear`, and for sparse input
+      (``X`` of layout ``torch.sparse_csr``): :math:`a^2` keeps the sparsity
+      pattern and the product is sparse-dense, so nothing is densified. A
+      layer called more than once (weight sharing), on
       inputs with more than two dimensions, or whose parameters are used
       outside it (detected by comparing its summed gradient with the
       identity's on the first chunk) does not qualify.
@@ -117,7 +127,9 @@ def empirical_fisher(module, X, y, loss, *, method="auto", batch_size=256):
     module : torch.nn.Module
         The model; its forward maps ``X`` to the loss's input.
     X : torch.Tensor of shape (n_samples, ...)
-        Inputs, on the module's device.
+        Inputs, on the module's device; dense, or a 2-D ``torch.sparse_csr``
+        tensor when every trainable parameter is in a Linear layer the
+        identity covers (the ``vmap`` path needs dense input).
     y : torch.Tensor of shape (n_samples,)
         Targets, as ``loss`` expects them.
     loss : torch criterion or callable
@@ -248,12 +260,14 @@ def batch_fisher(module, X, y, loss, *, batch_size=256):
     """
     _check_batch_size(batch_size)
     loss = _as_per_sample_loss(loss)
+    device = _module_device(module)
     params = _trainable_parameters(module)
     totals = {name: torch.zeros_like(p) for name, p in params.items()}
     n_batches = 0
     with _estimation_mode(module):
         for start in range(0, X.shape[0], batch_size):
-            X_batch, y_batch = X[start:start + batch_size], y[start:start + batch_size]
+            X_batch = _rows(X, start, start + batch_size, device)
+            y_batch = y[start:start + batch_size].to(device)
             losses = _check_losses(loss(module(X_batch), y_batch), X_batch.shape[0])
             grads = torch.autograd.grad(losses.mean(), list(params.values()),
                                         allow_unused=True)
@@ -307,7 +321,9 @@ def hessian_diagonal(module, X, y, loss, *, method="auto", n_probes=100, generat
         CPU generator the probes are drawn from (then moved to the module's
         device); ``None`` uses torch's global generator.
     batch_size : int, default=256
-        Samples per chunk (memory only).
+        Samples per chunk (memory only). With sparse ``X``
+        (``torch.sparse_csr``), ``torch.func`` needs dense input: each chunk is
+        densified on its own, and chunks are cut down to at most 32 MiB dense.
 
     Returns
     -------
@@ -332,7 +348,14 @@ def hessian_diagonal(module, X, y, loss, *, method="auto", n_probes=100, generat
     if isinstance(n_probes, bool) or not isinstance(n_probes, int) or n_probes < 1:
         raise ValueError(f"n_probes={n_probes!r} must be an int >= 1")
     _check_batch_size(batch_size)
+    sparse = X.layout != torch.strided
+    if sparse:
+        # torch.func's transforms do not take sparse tensors: densify one
+        # chunk at a time, of at most _DENSE_CHUNK_BYTES (never the month)
+        row_bytes = 4 * max(1, math.prod(X.shape[1:]))
+        batch_size = max(1, min(batch_size, _DENSE_CHUNK_BYTES // row_bytes))
     loss = _as_per_sample_loss(loss)
+    device = _module_device(module)
     params = _trainable_parameters(module)
     names = list(params)
     shapes = [p.shape for p in params.values()]
@@ -351,8 +374,10 @@ def hessian_diagonal(module, X, y, loss, *, method="auto", n_probes=100, generat
         # H @ v for each row v, summed over data chunks
         products = torch.zeros_like(vectors)
         for start in range(0, n_samples, batch_size):
-            gradient = partial(grad(mean_loss), X_chunk=X[start:start + batch_size],
-                               y_chunk=y[start:start + batch_size])
+            X_chunk = _rows(X, start, start + batch_size, device)
+            gradient = partial(grad(mean_loss),
+                               X_chunk=X_chunk.to_dense() if sparse else X_chunk,
+                               y_chunk=y[start:start + batch_size].to(device))
             _, vjp_fn = vjp(gradient, theta)
             products += vmap(vjp_fn)(vectors)[0]
         return products
@@ -429,9 +454,17 @@ def output_sensitivity(module, X, *, batch_size=256):
         return functional_call(module, weights, (x.unsqueeze(0),)).square().sum()
 
     per_sample = vmap(grad(squared_norm), in_dims=(None, 0))
+    sparse = X.layout != torch.strided
+    if sparse:
+        # vmap needs dense input: densify one bounded chunk at a time
+        row_bytes = 4 * max(1, math.prod(X.shape[1:]))
+        batch_size = max(1, min(batch_size, _DENSE_CHUNK_BYTES // row_bytes))
+    device = _module_device(module)
     with _estimation_mode(module):
         for start in range(0, X.shape[0], batch_size):
-            for name, g in per_sample(fixed, X[start:start + batch_size]).items():
+            X_chunk = _rows(X, start, start + batch_size, device)
+            X_chunk = X_chunk.to_dense() if sparse else X_chunk
+            for name, g in per_sample(fixed, X_chunk).items():
                 totals[name] += g.abs_().sum(dim=0)
     return {name: total / max(X.shape[0], 1) for name, total in totals.items()}
 
@@ -493,6 +526,7 @@ def _squared_gradient_sums(module, X, y, loss, method, batch_size, fourth):
         )
     _check_batch_size(batch_size)
     loss = _as_per_sample_loss(loss)
+    device = _module_device(module)
     params = _trainable_parameters(module)
     accumulate_dtype = torch.float64 if fourth else None
     sums = {name: [torch.zeros_like(p, dtype=accumulate_dtype),
@@ -502,8 +536,8 @@ def _squared_gradient_sums(module, X, y, loss, method, batch_size, fourth):
         layers = {}
         if method != "vmap" and X.shape[0]:
             # the first chunk decides which layers qualify; its terms are kept
-            layers = _linear_layer_terms(module, params, X[:batch_size], y[:batch_size],
-                                         loss, check=True)
+            layers = _linear_layer_terms(module, params, _rows(X, 0, batch_size, device),
+                                         y[:batch_size].to(device), loss, check=True)
             _add_linear_sums(layers, sums, fourth)
         covered = {name for names, _, _ in layers.values() for name in names if name}
         others = [name for name in params if name not in covered]
@@ -514,13 +548,21 @@ def _squared_gradient_sums(module, X, y, loss, method, batch_size, fourth):
                 "are not; use method='auto'"
             )
         for start in range(0, X.shape[0], batch_size):
-            X_chunk, y_chunk = X[start:start + batch_size], y[start:start + batch_size]
+            X_chunk = _rows(X, start, start + batch_size, device)
+            y_chunk = y[start:start + batch_size].to(device)
             if layers and start:
                 terms = _linear_layer_terms(
                     module, {layer: names for layer, (names, _, _) in layers.items()},
                     X_chunk, y_chunk, loss, check=False)
                 _add_linear_sums(terms, sums, fourth)
             if others:
+                if X_chunk.layout != torch.strided:
+                    raise ValueError(
+                        f"parameters {others!r} are not in a Linear layer the exact "
+                        "identity covers, and the vmap path cannot take sparse input; "
+                        "make the layers that see the sparse input nn.Linear or "
+                        "skcl.modules.SparseInputLinear, or use fisher='batch'"
+                    )
                 _add_vmap_sums(module, params, others, X_chunk, y_chunk, loss, sums, fourth)
     return sums
 
@@ -557,7 +599,8 @@ def _linear_candidates(module, params):
         module_counts[id(sub)] = module_counts.get(id(sub), 0) + 1
     candidates = {}
     for _, sub in module.named_modules():
-        if not isinstance(sub, nn.Linear) or type(sub).forward is not nn.Linear.forward:
+        plain_linear = isinstance(sub, nn.Linear) and type(sub).forward is nn.Linear.forward
+        if not plain_linear and type(sub) is not SparseInputLinear:
             continue
         owned = [p for p in (sub.weight, sub.bias) if p is not None]
         names = (ids.get(id(sub.weight)),
@@ -614,16 +657,16 @@ def _linear_layer_terms(module, params_or_layers, X_chunk, y_chunk, loss, check)
         inputs = recorder.calls[layer][0][0]
         delta = (torch.zeros_like(recorder.calls[layer][0][1]) if output_grad is None
                  else output_grad)  # None: the layer's output does not reach the loss
-        if check and not _identity_consistent(names, inputs, delta, param_grads):
+        if check and not _identity_consistent(layer, names, inputs, delta, param_grads):
             continue
         terms[layer] = (names, inputs, delta)
     return terms
 
 
-def _identity_consistent(names, inputs, delta, param_grads):
+def _identity_consistent(layer, names, inputs, delta, param_grads):
     """True if autograd's summed gradients equal the identity's for the layer."""
     consistent = True
-    for name, expected in zip(names, (delta.T @ inputs, delta.sum(dim=0))):
+    for name, expected in zip(names, (_outer_sum(layer, delta, inputs), delta.sum(dim=0))):
         if not name:
             continue
         actual = next(param_grads)
@@ -634,15 +677,62 @@ def _identity_consistent(names, inputs, delta, param_grads):
     return consistent
 
 
+def _outer_sum(layer, delta, inputs):
+    """``sum_i delta_i a_i^T`` in the layout of the layer's weight.
+
+    ``inputs`` may be a sparse (CSR/COO) tensor: the product is then a
+    sparse-dense one and nothing is densified.
+    """
+    if isinstance(layer, SparseInputLinear):
+        return inputs.t() @ delta
+    return delta.T @ inputs
+
+
+def _power(inputs, exponent):
+    """Element-wise power, keeping sparse inputs sparse (0 ** p == 0 for p > 0)."""
+    if inputs.layout == torch.sparse_csr:
+        return torch_csr_values_map(inputs, lambda values: values.pow(exponent))
+    if inputs.layout != torch.strided:
+        inputs = inputs.coalesce()
+        return torch.sparse_coo_tensor(inputs.indices(), inputs.values().pow(exponent),
+                                       inputs.shape)
+    return inputs.pow(exponent)
+
+
+def _rows(X, start, stop, device=None):
+    """Rows ``start:stop`` of a dense or sparse (CSR) tensor, on ``device``.
+
+    ``X`` may live on the host while the module is on a GPU (a month larger
+    than the device budget): only the chunk is moved.
+    """
+    rows = torch_csr_rows(X, start, stop) if X.layout == torch.sparse_csr else X[start:stop]
+    return rows if device is None else rows.to(device)
+
+
+def _module_device(module):
+    parameter = next(module.parameters(), None)
+    return None if parameter is None else parameter.device
+
+
+def _take_rows(X, rows):
+    """Rows ``rows`` (an index tensor) of a dense or sparse (CSR) tensor."""
+    if X.layout == torch.sparse_csr:
+        return torch_csr_take(X, rows)
+    return X[rows]
+
+
 def _add_linear_sums(terms, sums, fourth):
-    for (weight_name, bias_name), inputs, delta in terms.values():
+    # the identity, per layer: sum_i g_i**2 = (delta**2)^T (a**2), and with
+    # fourth powers the same with delta**4 and a**4; a sparse input stays sparse
+    for layer, ((weight_name, bias_name), inputs, delta) in terms.items():
         if fourth:
             delta, inputs = delta.double(), inputs.double()
-        delta_sq, inputs_sq = delta.square(), inputs.square()
+        delta_sq, inputs_sq = delta.square(), _power(inputs, 2)
         if weight_name:
-            sums[weight_name][0] += delta_sq.T @ inputs_sq
+            sums[weight_name][0] += _outer_sum(layer, delta_sq, inputs_sq)
             if fourth:
-                sums[weight_name][1] += delta_sq.square().T @ inputs_sq.square()
+                sums[weight_name][1] += _outer_sum(layer, delta_sq.square(),
+                                                   _power(inputs, 4))
         if bias_name:
             sums[bias_name][0] += delta_sq.sum(dim=0)
             if fourth:

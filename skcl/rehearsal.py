@@ -6,11 +6,14 @@ import tempfile
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_X_y
 
+from ._sparse import is_scipy_sparse, to_csr
+from .storage import _freeze, _in_memory, _to_memmap
 from .utils._rollback import atomic
 from .utils._seeding import make_rng
 from .utils._sklearn_compat import (
@@ -79,8 +82,9 @@ class RehearsalBuffer(BaseEstimator):
         replayed rows (every new row is seen; an epoch costs
         ``1 / (1 - replay_ratio)`` times more).
     memmap_dir : str, path-like or None, default=None
-        Directory for a temporary file holding ``X_`` as a :class:`numpy.memmap`,
-        for buffers larger than RAM. The file is anonymous (unlinked at
+        Directory for a temporary file holding ``X_`` as a :class:`numpy.memmap`
+        (for sparse rows, the CSR matrix's three arrays), for buffers larger
+        than RAM. The file is anonymous (unlinked at
         creation, so nothing is left behind) and replaced at every
         ``partial_fit``. Labels and months stay in memory (a few bytes per row).
         Pickling or ``joblib.dump`` writes the stored rows themselves into the
@@ -96,9 +100,12 @@ class RehearsalBuffer(BaseEstimator):
 
     Attributes
     ----------
-    X_ : ndarray of shape (n_stored, n_features)
+    X_ : ndarray or scipy.sparse.csr_matrix of shape (n_stored, n_features)
         Stored rows, in the dtype of the first ``partial_fit`` (float32 or
-        float64). Read-only: ``partial_fit`` builds new arrays.
+        float64); a CSR matrix when the first ``partial_fit`` got sparse rows
+        (any ``scipy.sparse`` format; rows are never densified, and
+        ``fit_resample`` and ``sample`` return CSR rows too). Read-only:
+        ``partial_fit`` builds new arrays.
     y_ : ndarray of shape (n_stored,)
         Labels of the stored rows.
     sample_months_ : ndarray of shape (n_stored,)
@@ -257,7 +264,9 @@ class RehearsalBuffer(BaseEstimator):
         rng = copy.deepcopy(self.rng_)
         index = self._draw_stored(rng, int(n_samples))
         self.rng_ = rng
-        drawn = np.asarray(self.X_[index]), self.y_[index], self.sample_months_[index]
+        X = self.X_[index]
+        drawn = ((X if is_scipy_sparse(X) else np.asarray(X)), self.y_[index],
+                 self.sample_months_[index])
         return (*drawn, self.extra_[index]) if return_extra else drawn
 
     def fit_resample(self, X, y):
@@ -286,7 +295,9 @@ class RehearsalBuffer(BaseEstimator):
         check_parameter_constraints(self)
         if "X_" not in self.__dict__:
             # nothing to replay; validate without fixing n_features_in_
-            X, y = check_X_y(X, y, dtype=[np.float32, np.float64], ensure_all_finite=False)
+            X, y = check_X_y(X, y, dtype=[np.float32, np.float64], ensure_all_finite=False,
+                             accept_sparse=["csr", "csc", "coo"])
+            X = to_csr(X, X.dtype) if is_scipy_sparse(X) else X
             _check_finite(X)
             check_classification_targets(y)
             return X, y
@@ -320,9 +331,14 @@ class RehearsalBuffer(BaseEstimator):
         order = rng.permutation(n_total)
         at_new, at_replay = order[: len(new_rows)], order[len(new_rows):]
 
-        X_resampled = np.empty((n_total, X.shape[1]), dtype=X.dtype)
-        X_resampled[at_new] = X[new_rows]
-        X_resampled[at_replay] = self.X_[replayed]
+        if is_scipy_sparse(X):
+            # stacked row i goes to position order[i]: rows stay sparse
+            stacked = sp.vstack([X[new_rows], self.X_[replayed].astype(X.dtype)], format="csr")
+            X_resampled = stacked[np.argsort(order)]
+        else:
+            X_resampled = np.empty((n_total, X.shape[1]), dtype=X.dtype)
+            X_resampled[at_new] = X[new_rows]
+            X_resampled[at_replay] = self.X_[replayed]
         y_resampled = np.empty(n_total, dtype=np.result_type(y, self.y_))
         y_resampled[at_new] = y[new_rows]
         y_resampled[at_replay] = self.y_[replayed]
@@ -336,17 +352,19 @@ class RehearsalBuffer(BaseEstimator):
     # ------------------------------------------------------------------
     def __getstate__(self):
         state = super().__getstate__()
-        if isinstance(state.get("X_"), np.memmap):
-            # pickle the rows themselves, as a plain array: the temporary file
+        if "X_" in state:
+            # pickle the rows themselves, as plain arrays: the temporary file
             # is private to this process
-            state = dict(state, X_=np.asarray(state["X_"]))
+            state = dict(state, X_=_in_memory(state["X_"]))
         return state
 
     def __setstate__(self, state):
         super().__setstate__(state)
         for name in ("X_", "y_", "sample_months_", "extra_"):
             array = self.__dict__.get(name)
-            if isinstance(array, np.ndarray) and array.flags.writeable:
+            if is_scipy_sparse(array):
+                _freeze(array)
+            elif isinstance(array, np.ndarray) and array.flags.writeable:
                 array.flags.writeable = False
 
     def __deepcopy__(self, memo):
@@ -356,7 +374,8 @@ class RehearsalBuffer(BaseEstimator):
         # its state before every month (for atomicity) cheap.
         for name in ("X_", "y_", "sample_months_", "extra_"):
             array = self.__dict__.get(name)
-            if isinstance(array, np.ndarray) and not array.flags.writeable:
+            if is_scipy_sparse(array) or (isinstance(array, np.ndarray)
+                                          and not array.flags.writeable):
                 memo[id(array)] = array
         new = type(self).__new__(type(self))
         memo[id(self)] = new
@@ -389,9 +408,17 @@ class RehearsalBuffer(BaseEstimator):
                 "scalar per call"
             )
         months = np.full(len(y), month)
+        if not first_call and is_scipy_sparse(X) != is_scipy_sparse(self.X_):
+            raise ValueError(
+                f"X is {'sparse' if is_scipy_sparse(X) else 'dense'} but the buffer "
+                f"stores {'sparse' if is_scipy_sparse(self.X_) else 'dense'} rows; pass "
+                "one kind every month (e.g. scipy.sparse.csr_matrix(X)), or start a new "
+                "buffer with sklearn.base.clone(buffer)"
+            )
         if first_call:
             rng = make_rng(self.random_state)
-            X_stored = np.empty((0, X.shape[1]), dtype=X.dtype)
+            X_stored = (sp.csr_matrix((0, X.shape[1]), dtype=X.dtype) if is_scipy_sparse(X)
+                        else np.empty((0, X.shape[1]), dtype=X.dtype))
             y_stored = y[:0]
             months_stored = months[:0]
             n_seen_per_class = {}
@@ -411,8 +438,9 @@ class RehearsalBuffer(BaseEstimator):
         X_new = self._gather(X_stored, keep, X, take)
         y_new = np.concatenate([y_stored[keep], y[take]])
         months_new = np.concatenate([months_stored[keep], months[take]])
-        for array in (X_new, y_new, months_new):
+        for array in (y_new, months_new):
             array.flags.writeable = False
+        _freeze(X_new)
         if extra is not None:
             stored = self.extra_ if not first_call else extra[:0]
             self.extra_ = np.concatenate([stored[keep], extra[take]])
@@ -505,7 +533,9 @@ class RehearsalBuffer(BaseEstimator):
                 "per row of X"
             )
         X, y = validate_data(self, X, y, reset=reset, dtype=[np.float32, np.float64],
-                             ensure_all_finite=False)
+                             ensure_all_finite=False, accept_sparse=["csr", "csc", "coo"])
+        if is_scipy_sparse(X):
+            X = to_csr(X, X.dtype)   # stored and gathered by rows, never densified
         _check_finite(X)
         check_classification_targets(y)
         return X, y
@@ -560,6 +590,14 @@ class RehearsalBuffer(BaseEstimator):
     def _gather(self, X_stored, keep, X, take):
         """New stored features: ``X_stored[keep]`` then ``X[take]``, as a copy."""
         n_rows, dtype = len(keep) + len(take), X_stored.dtype
+        if is_scipy_sparse(X_stored):
+            X_new = sp.vstack([X_stored[keep], X[take].astype(dtype)], format="csr")
+            if self.memmap_dir is None:
+                return X_new
+            return sp.csr_matrix(
+                tuple(_to_memmap(a, self.memmap_dir)
+                      for a in (X_new.data, X_new.indices, X_new.indptr)),
+                shape=X_new.shape, copy=False)
         if self.memmap_dir is None:
             return np.concatenate([X_stored[keep], X[take].astype(dtype, copy=False)])
         with tempfile.TemporaryFile(dir=self.memmap_dir, prefix="skcl-rehearsal-") as file:
@@ -578,6 +616,16 @@ class RehearsalBuffer(BaseEstimator):
 
 
 def _check_finite(X):
+    if is_scipy_sparse(X):
+        bad = np.flatnonzero(~np.isfinite(X.data))
+        if len(bad):
+            row = int(np.searchsorted(X.indptr, bad[0], side="right") - 1)
+            raise ValueError(
+                f"X contains {X.data[bad[0]]!r} at row {row}, column "
+                f"{int(X.indices[bad[0]])}; stored and replayed rows must be finite: "
+                "impute or drop such rows first"
+            )
+        return
     finite = np.isfinite(X)
     if not finite.all():
         row, column = np.argwhere(~finite)[0]

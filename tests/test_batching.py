@@ -61,3 +61,86 @@ def test_other_datasets_fall_back_to_dataloader():
     # DataLoader-only arguments take the fallback path as well
     iterator = DeviceBatchIterator(Dataset(X, y), batch_size=5, num_workers=0)
     assert [b[0].shape[0] for b in iterator] == [5, 5]
+
+
+# ----------------------------------------------------------------------
+# host rows: sparse months and RowStore histories
+# ----------------------------------------------------------------------
+def _sparse_rows(n_rows=300, n_features=40, seed=0):
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_rows, n_features)).astype(np.float32)
+    X[rng.random(X.shape) < 0.8] = 0.0
+    return sp.csr_matrix(X), rng.integers(0, 2, size=n_rows)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 1000, 2 ** 30])
+def test_sparse_rows_batches_are_the_permutation_as_csr_tensors(monkeypatch, chunk_bytes):
+    from skcl._batching import RowsDataset
+
+    monkeypatch.setattr(_batching, "_CHUNK_BYTES", chunk_bytes)
+    X, y = _sparse_rows()
+    torch.manual_seed(0)
+    batches = list(DeviceBatchIterator(RowsDataset(X, y), batch_size=64, shuffle=True))
+    torch.manual_seed(0)
+    order = torch.randperm(X.shape[0]).numpy()
+    assert len(batches) == 5
+    for k, (Xb, yb) in enumerate(batches):
+        index = order[k * 64:(k + 1) * 64]
+        assert Xb.layout == torch.sparse_csr and Xb.dtype == torch.float32
+        np.testing.assert_array_equal(Xb.to_dense().numpy(), X[index].toarray())
+        np.testing.assert_array_equal(yb.numpy(), y[index])
+
+
+def test_rowstore_rows_are_gathered_across_chunks_without_dense_device_copy():
+    from skcl import RowStore
+    from skcl._batching import RowsDataset
+
+    X, y = _data(n_rows=100)
+    store = RowStore()
+    for start in range(0, 100, 30):                # chunks of 30, 30, 30, 10
+        store.append(X[start:start + 30].numpy(), y[start:start + 30].numpy())
+    torch.manual_seed(3)
+    batches = list(DeviceBatchIterator(RowsDataset(store), batch_size=16, shuffle=True,
+                                       drop_last=True))
+    torch.manual_seed(3)
+    order = torch.randperm(100)
+    assert len(batches) == 6
+    for k, (Xb, yb) in enumerate(batches):
+        assert torch.equal(Xb, X[order[k * 16:(k + 1) * 16]])
+        assert torch.equal(yb, y[order[k * 16:(k + 1) * 16]])
+    unshuffled = list(DeviceBatchIterator(RowsDataset(store), batch_size=40))
+    assert torch.equal(torch.cat([b[0] for b in unshuffled]), X)
+
+
+def test_sparse_rows_refuse_a_dataloader():
+    from skcl._batching import RowsDataset
+
+    X, y = _sparse_rows(n_rows=10)
+    with pytest.raises(TypeError, match="sparse rows cannot go through a DataLoader"):
+        DeviceBatchIterator(RowsDataset(X, y), num_workers=1)
+
+
+@pytest.mark.cuda
+def test_host_rows_stream_to_cuda_through_pinned_buffers(monkeypatch):
+    from skcl import RowStore
+    from skcl._batching import RowsDataset
+
+    monkeypatch.setattr(_batching, "_CHUNK_BYTES", 4096)     # many chunks, buffers reused
+    X, y = _data(n_rows=2000, n_features=16)
+    store = RowStore().append(X[:1200].numpy(), y[:1200].numpy())
+    store.append(X[1200:].numpy(), y[1200:].numpy())
+    torch.manual_seed(0)
+    batches = list(DeviceBatchIterator(RowsDataset(store, device="cuda"), batch_size=32,
+                                       shuffle=True))
+    torch.manual_seed(0)
+    order = torch.randperm(2000)
+    got = torch.cat([b[0] for b in batches]).cpu()
+    assert batches[0][0].is_cuda and torch.equal(got, X[order])
+    Xs, ys = _sparse_rows()
+    sparse_batches = list(DeviceBatchIterator(RowsDataset(Xs, ys, device="cuda"),
+                                              batch_size=64))
+    assert sparse_batches[0][0].is_cuda and sparse_batches[0][0].layout == torch.sparse_csr
+    dense = torch.cat([b[0].to_dense() for b in sparse_batches]).cpu().numpy()
+    np.testing.assert_array_equal(dense, Xs.toarray())

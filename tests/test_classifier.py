@@ -224,7 +224,7 @@ def test_retrain_reinitializes_and_trains_on_everything(stream, make_clf):
         # one epoch over everything so far: batches = ceil(rows seen / batch size)
         assert clf.history[-1, "train_batch_count"] == int(np.ceil(sum(seen) / 64))
     assert clf.optimizer_.param_groups[0]["lr"] == clf.lr
-    assert clf.past_data_.n_samples_seen_ == len(clf.past_data_.y_) == 600
+    assert len(clf.past_data_) == 600 and clf.past_data_.n_chunks == len(seen)
     assert len(clf.history) == 3
 
 

@@ -311,3 +311,73 @@ def test_loss_errors_name_the_fix():
         empirical_fisher(module, X, y, CE, method="fast")
     with pytest.raises(ValueError, match="n_probes=0"):
         hessian_diagonal(module, X, y, CE, method="hutchinson", n_probes=0)
+
+
+# ----------------------------------------------------------------------
+# sparse input: the identity with sparse activations
+# ----------------------------------------------------------------------
+def sparse_data(n_samples=40, n_features=30, n_classes=3, seed=0):
+    X, y = data(n_samples, n_features, n_classes, seed)
+    X = X * (torch.rand(X.shape, generator=torch.Generator().manual_seed(seed)) < 0.2)
+    return X.to_sparse_csr(), X, y
+
+
+@pytest.mark.parametrize("first_layer", ["linear", "sparse_input"])
+@pytest.mark.parametrize("estimator, power", [(empirical_fisher, 2), (fisher_variance, 4)])
+def test_sparse_input_matches_per_sample_loop(first_layer, estimator, power):
+    from skcl.modules import MLP
+
+    X_sparse, X_dense, y = sparse_data()
+    torch.manual_seed(0)
+    module = MLP(30, 3, hidden_units=(6,), sparse_input=first_layer == "sparse_input")
+    result = estimator(module, X_sparse, y, CE, method="linear", batch_size=16)
+    expected = loop_moments(module, X_dense, y, power=power)
+    if power == 4:
+        second = loop_moments(module, X_dense, y, power=2)
+        expected = {n: expected[n] - second[n].square() for n in expected}
+    assert_close(result, expected, atol=1e-7, rtol=1e-4)
+
+
+def test_sparse_batch_fisher_and_hessian_equal_dense(monkeypatch):
+    from skcl.modules import MLP
+
+    X_sparse, X_dense, y = sparse_data()
+    torch.manual_seed(0)
+    module = MLP(30, 3, hidden_units=(6,), sparse_input=True)
+    assert_close(batch_fisher(module, X_sparse, y, CE, batch_size=16),
+                 batch_fisher(module, X_dense, y, CE, batch_size=16), atol=1e-9)
+    # sparse chunks are densified one at a time, cut to the byte budget
+    monkeypatch.setattr(skcl.fisher, "_DENSE_CHUNK_BYTES", 4 * 30 * 7)
+    for method in ("exact", "hutchinson"):
+        assert_close(
+            hessian_diagonal(module, X_sparse, y, CE, method=method, n_probes=3,
+                             generator=torch.Generator().manual_seed(0)),
+            hessian_diagonal(module, X_dense, y, CE, method=method, n_probes=3,
+                             generator=torch.Generator().manual_seed(0)), atol=1e-6)
+
+
+def test_sparse_input_with_non_linear_parameters_names_the_fix():
+    X_sparse, _, y = sparse_data(n_features=5)
+    with pytest.raises(ValueError, match="vmap path cannot take sparse input"):
+        empirical_fisher(ScaledNorm(), X_sparse, y, CE)
+
+
+def test_sparse_fisher_of_a_huge_first_layer_stays_sparse():
+    # 2**22 features x 2 hidden units: the dense input of 64 rows would be 1 GiB
+    from skcl.modules import MLP
+
+    n_features = 2 ** 22
+    generator = torch.Generator().manual_seed(0)
+    columns = torch.randint(0, n_features, (64, 3), generator=generator).sort(dim=1).values
+    crow = torch.arange(0, 64 * 3 + 1, 3)
+    X = torch.sparse_csr_tensor(crow, columns.reshape(-1), torch.ones(64 * 3),
+                                size=(64, n_features))
+    y = torch.randint(0, 2, (64,), generator=generator)
+    torch.manual_seed(0)
+    module = MLP(n_features, 2, hidden_units=(2,), sparse_input=True)
+    fisher = empirical_fisher(module, X, y, CE, batch_size=32)
+    weight = fisher["layers.0.weight"]
+    touched = torch.zeros(n_features, dtype=torch.bool)
+    touched[columns.reshape(-1)] = True
+    assert weight.shape == (n_features, 2)
+    assert (weight[~touched] == 0).all() and (weight[touched].sum(dim=1) > 0).any()

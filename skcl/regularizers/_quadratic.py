@@ -7,6 +7,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 
+from ..fisher import _take_rows
 from ..module_utils import trainable_parameters
 from ..utils._sklearn_compat import Interval, check_parameter_constraints
 from ._base import Regularizer, zero_like_parameters
@@ -153,7 +154,8 @@ class ImportanceRegularizer(Regularizer):
             generator = self._generator()
             rows = torch.randperm(X.shape[0], generator=generator)[:self.max_samples]
             rows = rows.sort().values.to(X.device)
-            X, y = X[rows], None if y is None else y[rows]
+            # X may be a sparse CSR tensor (which has no row indexing)
+            X, y = _take_rows(X, rows), None if y is None else y[rows]
         return X, y, generator
 
     def _generator(self):

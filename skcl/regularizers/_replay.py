@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import clone
 
+from .._sparse import cat_rows, host_rows, is_scipy_sparse, to_csr, to_torch_csr, torch_rows
 from ..module_utils import evaluation_mode, trainable_parameters
 from ..rehearsal import RehearsalBuffer
 from ..utils._seeding import seed_from
@@ -38,7 +39,9 @@ class _MemoryStrategy(Regularizer):
         """``n_samples`` rows drawn from ``memory_``, as tensors on the net's device."""
         drawn = self.memory_.sample(n_samples, return_extra=return_extra)
         X, y = drawn[0], drawn[1]
-        tensors = [torch.as_tensor(np.asarray(X, dtype=np.float32), device=net.device),
+        X = (to_torch_csr(to_csr(X), device=net.device) if is_scipy_sparse(X)
+             else torch.as_tensor(np.asarray(X, dtype=np.float32), device=net.device))
+        tensors = [X,
                    torch.as_tensor(y, dtype=torch.long, device=net.device)]
         if return_extra:
             tensors.append(torch.as_tensor(drawn[3], dtype=torch.float32, device=net.device))
@@ -184,7 +187,7 @@ class AGEM(_MemoryStrategy):
             The regularizer, with the month in its memory.
         """
         check_parameter_constraints(self)
-        self._fitted_memory().partial_fit(X.cpu().numpy(), y.cpu().numpy())
+        self._fitted_memory().partial_fit(host_rows(X), y.cpu().numpy())
         self.n_consolidations_ = self.__dict__.get("n_consolidations_", 0) + 1
         return self
 
@@ -300,7 +303,7 @@ class DERpp(_MemoryStrategy):
         if self.beta:
             X_label, y_label = self._memory_batch(net, n_rows)
             inputs.append(X_label)
-        output = net.infer(torch.cat(inputs))  # one forward for both draws
+        output = net.infer(cat_rows(inputs))  # one forward for both draws
         if self.alpha:
             terms.append(self.alpha * F.mse_loss(output[:n_rows], logits))
         if self.beta:
@@ -328,8 +331,9 @@ class DERpp(_MemoryStrategy):
         check_parameter_constraints(self)
         module = net.module_
         with evaluation_mode(module), torch.no_grad():
-            logits = torch.cat([module(chunk) for chunk in X.split(1024)])
-        self._fitted_memory().partial_fit(X.cpu().numpy(), y.cpu().numpy(),
+            logits = torch.cat([module(torch_rows(X, start, start + 1024))
+                                for start in range(0, X.shape[0], 1024)])
+        self._fitted_memory().partial_fit(host_rows(X), y.cpu().numpy(),
                                           extra=logits.float().cpu().numpy())
         self.n_consolidations_ = self.__dict__.get("n_consolidations_", 0) + 1
         return self
