@@ -108,6 +108,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+from joblib import parallel_config
 
 from ._benchmark.findings import format_findings, judge_claims
 from ._benchmark.report import (
@@ -123,6 +125,7 @@ from ._benchmark.report import (
 )
 from ._benchmark.runner import TaskProgress, run_tasks
 from ._benchmark.strategies import BUFFER_SHARE, LR, strategies
+from .datasets import load_sparse_stream, make_drifting_stream
 from .evaluation import _split_months
 from .utils._months import check_months
 
@@ -251,8 +254,6 @@ def _select_strategies(parser, text, registry):
 
 
 def _check_device(parser, device):
-    import torch
-
     try:
         parsed = torch.device(device)
     except (RuntimeError, ValueError):
@@ -304,8 +305,6 @@ def _read_frame(parser, path, text):
 def _load_data(parser, args):
     """Return ``X, y, months, description`` from --data or the embedded stream."""
     if args.data is None:
-        from .datasets import make_drifting_stream
-
         n_months = args.months or (4 if args.quick else 12)
         n_rows = 150 if args.quick else 1000
         X, y, months = make_drifting_stream(n_months=n_months, n_samples_per_month=n_rows,
@@ -387,8 +386,6 @@ def _load_data(parser, args):
 
 def _load_sparse_data(parser, args):
     """``--data X.npz --labels labels.csv``: a sparse stream, never densified."""
-    from .datasets import load_sparse_stream
-
     if args.labels is None:
         parser.error(f"--data {args.data!r} is a sparse matrix: pass --labels PATH with "
                      "its month and label columns")
@@ -551,8 +548,6 @@ def main(argv=None):
             results = run_tasks(tasks, config=config, X=X, y=y, months=months,
                                 n_jobs=args.jobs, on_done=progress.done)
         else:
-            from joblib import parallel_config
-
             with client, parallel_config(backend="dask"):
                 results = run_tasks(tasks, config=config, X=X, y=y, months=months,
                                     n_jobs=-1, on_done=progress.done)

@@ -214,7 +214,7 @@ def load_sparse_stream(features_path, labels_path, *, month_column="month",
         with np.load(labels_path, allow_pickle=False) as arrays:
             columns = {name: arrays[name] for name in arrays.files}
     else:
-        import pandas as pd   # optional dependency, needed for CSV only
+        import pandas as pd  # optional dependency, needed for CSV only
 
         frame = pd.read_csv(labels_path)
         columns = {name: frame[name].to_numpy() for name in frame.columns}

@@ -17,6 +17,7 @@ from ..fisher import (
     hessian_diagonal,
     per_sample_loss,
 )
+from ..utils._docstrings import Substitution
 from ..utils._sklearn_compat import Interval, StrOptions
 from ._quadratic import ImportanceRegularizer
 
@@ -180,6 +181,7 @@ class _FisherRegularizer(ImportanceRegularizer):
         self.negative_fraction_ = fraction
 
 
+@Substitution(importance_parameters=_IMPORTANCE_PARAMETERS_DOC)
 class EWC(_FisherRegularizer):
     r"""Elastic weight consolidation: one importance-weighted pull per past month.
 
@@ -207,7 +209,7 @@ class EWC(_FisherRegularizer):
         regularizer. The Fisher of a mean loss is small (it scales with the
         squared gradient of one sample), so useful values are large; tune it,
         e.g. ``regularizer__lam`` in a grid search.
-    %s
+    {importance_parameters}
 
     Attributes
     ----------
@@ -289,6 +291,7 @@ class EWC(_FisherRegularizer):
         self.penalty_offset_ = float(offset)
 
 
+@Substitution(importance_parameters=_IMPORTANCE_PARAMETERS_DOC)
 class OnlineEWC(_FisherRegularizer):
     r"""Online EWC: one running importance, one anchor (Schwarz et al., 2018).
 
@@ -311,7 +314,7 @@ class OnlineEWC(_FisherRegularizer):
     gamma : float, default=1.0
         Decay :math:`\gamma` in [0, 1] of past importances at each month
         (``0`` keeps only the last month's).
-    %s
+    {importance_parameters}
 
     Attributes
     ----------
@@ -379,12 +382,6 @@ class OnlineEWC(_FisherRegularizer):
         self.importance_ = self._as_dict(importance)
         self.anchor_ = self._as_dict(anchor)
 
-
-# the parameters EWC and OnlineEWC share are documented once
-for _cls in (EWC, OnlineEWC):
-    if _cls.__doc__:  # None under python -OO
-        _cls.__doc__ = _cls.__doc__ % _IMPORTANCE_PARAMETERS_DOC.strip("\n").lstrip()
-del _cls
 
 
 def _flatten(tensors):
