@@ -73,6 +73,7 @@ from skorch import NeuralNetClassifier  # noqa: E402
 from skorch.callbacks import Callback  # noqa: E402
 
 from skcl import ContinualClassifier  # noqa: E402
+from skcl import _compiled_step as compiled_step  # noqa: E402
 from skcl.modules import MLP  # noqa: E402
 
 N_FEATURES = 256
@@ -197,6 +198,51 @@ def profile_epochs(variants, device):
     return rows
 
 
+def time_step_parts(batch_size, device, n_steps=200):
+    """Forward+loss and the Adam update, eager vs compiled, per step (no profiler).
+
+    Shows where compiling gains: the graphs of ``skcl._compiled_step`` called
+    directly on one batch, against the same work done eagerly.
+    """
+    module = MLP(n_features=N_FEATURES, n_classes=2, hidden_units=HIDDEN_UNITS).to(device)
+    criterion = torch.nn.CrossEntropyLoss()
+    X = torch.randn(batch_size, N_FEATURES, device=device)
+    y = torch.randint(0, 2, (batch_size,), device=device)
+    optimizer = torch.optim.Adam(module.parameters(), lr=LR)
+    criterion(module(X), y).backward()
+    optimizer.step()  # creates Adam's state
+    params = list(module.parameters())
+    lr = torch.full((), LR, dtype=torch.float64, device=device)
+    hyper = {"amsgrad": False, "beta1": 0.9, "beta2": 0.999, "weight_decay": 0.0,
+             "eps": 1e-8, "maximize": False, "capturable": False,
+             "decoupled_weight_decay": False}
+    forward = compiled_step._compiled(compiled_step._forward_loss, device.type)
+    update = compiled_step._compiled(compiled_step._adam_update, device.type)
+
+    def compiled_update():
+        state = [optimizer.state[p] for p in params]
+        update(params, [p.grad for p in params], [s["exp_avg"] for s in state],
+               [s["exp_avg_sq"] for s in state], [], [s["step"] for s in state],
+               lr, None, None, None, hyper)
+
+    parts = {"forward+loss+backward eager": lambda: criterion(module(X), y).backward(),
+             "forward+loss+backward compiled":
+                 lambda: forward(module, criterion, X, y)[0].backward(),
+             "Adam update eager (torch's default)": optimizer.step,
+             "Adam update compiled": compiled_update}
+    rows = []
+    for name, fn in parts.items():
+        for _ in range(3):
+            fn()  # compiles the first time
+        synchronize(device)
+        start = clock()
+        for _ in range(n_steps):
+            fn()
+        synchronize(device)
+        rows.append([name, f"{1e6 * (clock() - start) / n_steps:.0f}"])
+    return rows
+
+
 def main():
     parser = add_common_arguments(new_parser(__doc__.splitlines()[0]), default_repeats=7)
     parser.add_argument("--rows", type=int, default=None, help="rows (default 100000)")
@@ -204,6 +250,8 @@ def main():
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["skorch", "skcl+DataLoader", "skcl compiled"],
                         help="variants to leave out")
+    parser.add_argument("--parts", action="store_true",
+                        help="also time the forward and the update apart, eager vs compiled")
     parser.add_argument("--profile", action="store_true",
                         help="also profile one epoch per variant: matrix products' share")
     args = parser.parse_args()
@@ -271,6 +319,9 @@ def main():
                                "break_even_epochs": break_even}
         print_table(f"batch {batch_size}, {n_rows} rows, device {device}",
                     ["variant", "ms", "ratio to hand", "target"], rows)
+        if args.parts:
+            print_table(f"step parts, batch {batch_size}: us per step",
+                        ["part", "us"], time_step_parts(batch_size, device))
         if args.profile:
             print_table(f"profile, batch {batch_size}: host time in matrix products",
                         ["variant", "self CPU ms", "matrix products ms", "share",

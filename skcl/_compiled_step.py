@@ -4,7 +4,9 @@ One training step of the default path is two compiled graphs:
 
 * ``_forward_loss``: the module's forward and the criterion, compiled with
   ``torch.compile``; AOTAutograd compiles their backward with them, so
-  ``loss.backward()`` runs one compiled backward graph.
+  ``loss.backward()`` runs one compiled backward graph. Only on CUDA (as CUDA
+  graphs): on a CPU compiling it did not measurably pay (see
+  ``_COMPILED_FORWARD_DEVICES``), so it runs eagerly there.
 * ``_adam_update`` / ``_sgd_update``: the built-in quadratic penalty's gradient
   (:class:`~skcl.L2`, :class:`~skcl.EWC`, :class:`~skcl.OnlineEWC`) added to the
   gradients, then torch's own functional optimizer update
@@ -112,6 +114,17 @@ def _sgd_update(params, grads, momentum_buffers, lr, center, weight, lam, hyper)
 
 
 _COMPILED = {}
+
+# Where the forward/backward graph is compiled too. Not on a CPU: there the
+# matrix products, most of the forward/backward, are the same library calls
+# compiled or not, and compiling them measured no faster within the shared
+# development box's noise (``bench_epoch.py --parts``, batch 256, one thread:
+# 3.2-3.5 ms compiled against 3.1-3.6 ms eager, either ahead from run to run);
+# epochs with and without it took the same share of eager skcl (0.86-0.94),
+# and leaving it out cut the cold compile from ~95 s to ~35 s. On CUDA the
+# eager step waits on the host's dispatch of each operation; CUDA graphs
+# replay the whole forward/backward from one launch.
+_COMPILED_FORWARD_DEVICES = ("cuda",)
 
 
 def _compiled(fn, device_type):
@@ -267,7 +280,10 @@ def compiled_train_step(net, batch, fit_params, base):
     optimizer.zero_grad()
     if device.type == "cuda":
         torch.compiler.cudagraph_mark_step_begin()
-    loss, y_pred = _compiled(_forward_loss, device.type)(
+    forward_loss = _forward_loss
+    if device.type in _COMPILED_FORWARD_DEVICES:
+        forward_loss = _compiled(_forward_loss, device.type)
+    loss, y_pred = forward_loss(
         module, net.criterion_, to_tensor(X, device=device), to_tensor(y, device=device))
     loss.backward()
     loss, y_pred = loss.detach(), y_pred.detach()

@@ -544,11 +544,6 @@ def main(argv=None):
           f"{', tuned' if args.tune else ''}, device {args.device}, "
           + (f"dask scheduler {args.dask_scheduler}" if client is not None
              else f"{args.jobs} job(s) x {args.threads} thread(s)"), flush=True)
-    # Adam's first construction imports torch's compiler stack (about a second);
-    # pay for it here so that it is not charged to the first strategy's time.
-    import torch
-
-    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
     progress = TaskProgress(len(tasks))
     start = time.perf_counter()
     try:

@@ -168,21 +168,21 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         Where the module, each month's data and the strategy's tensors live.
     step : {"eager", "compiled"}, default="eager"
         How each training step runs. ``"eager"`` is skorch's step, operation
-        by operation. ``"compiled"`` runs the whole step (forward, loss,
-        backward, the built-in penalty's gradient, the optimizer's update) as
-        graphs compiled by ``torch.compile`` (on CUDA, the forward and
-        backward are captured as CUDA graphs), compiled once per process on
-        the first full batch and reused by later months, ``lr`` changes,
-        retraining's fresh module and rollbacks; the last, partial batch of
-        an epoch and any step the graphs cannot reproduce exactly (custom
-        regularizers, other optimizers than Adam, AdamW and SGD, gradient
-        callbacks, subclasses overriding the step) run eagerly. Weights
-        agree with the eager step to float rounding. Compiling takes seconds
-        to tens of seconds on a CPU, so it pays only on long runs: see
-        :ref:`compiled_step`. Unlike skorch's ``compile=True``, which
-        compiles the module's forward only and replaces ``module_`` by a
-        wrapper, nothing compiled is stored on the estimator (it pickles,
-        clones and saves as with ``"eager"``).
+        by operation. ``"compiled"`` runs the built-in penalty's gradient and
+        the optimizer's update as one graph compiled by ``torch.compile``,
+        and on CUDA the forward, loss and backward too, captured as CUDA
+        graphs (on a CPU those stay eager, where compiling them does not
+        pay). The graphs are compiled once per process, at the first full
+        batch, and reused by later months, ``lr`` changes, retraining's fresh
+        module and rollbacks; the last, partial batch of an epoch and any
+        step the graphs cannot reproduce exactly (custom regularizers,
+        optimizers other than Adam, AdamW and SGD, gradient callbacks,
+        subclasses overriding the step) run eagerly. Weights agree with the
+        eager step to float rounding. Compiling takes seconds to over a
+        minute, so it pays only on long runs: see :ref:`compiled_step`.
+        Unlike skorch's ``compile=True``, which compiles the module only and
+        replaces ``module_`` by a wrapper, nothing compiled is stored on the
+        estimator (it pickles, clones and saves as with ``"eager"``).
     **kwargs
         Any other skorch parameter (``module__hidden_units``,
         ``optimizer__weight_decay``, ``iterator_train__drop_last``, ...).

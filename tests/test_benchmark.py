@@ -208,6 +208,21 @@ def test_summary_table_is_printed_best_first(tmp_path, capsys):
     assert f"wrote results.csv, summary.json, findings.md, forgetting.png to {tmp_path}" in out
 
 
+def test_vary_split_draws_each_seeds_held_out_parts_anew(tmp_path):
+    argv = ["--quick", "--seeds", "2", "--months", "2", "--strategies", "naive"]
+    assert main([*argv, "--vary-split", "--out", str(tmp_path / "vary")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "fixed")]) == 0
+    vary = json.loads((tmp_path / "vary" / "summary.json").read_text())["config"]
+    fixed = json.loads((tmp_path / "fixed" / "summary.json").read_text())["config"]
+    assert vary["split_seeds"] == [0, 1] and fixed["split_seeds"] == [0, 0]
+    # seed 0 shares its split (and its model seed) in both runs; seed 1 does not
+    rows = {run: {(r["seed"], r["train_month"], r["eval_month"]): r["score"]
+                  for r in _read_csv(tmp_path / run / "results.csv")}
+            for run in ("vary", "fixed")}
+    assert all(rows["vary"][key] == rows["fixed"][key] for key in rows["vary"]
+               if key[0] == "0")
+
+
 @pytest.mark.slow  # two worker processes each import torch: ~30 s on 2 shared cores
 def test_jobs_give_the_same_results_as_one_process(tmp_path):
     argv = ["--quick", "--seeds", "2", "--tune", "--months", "2",
@@ -507,6 +522,8 @@ def test_cuda_requested_without_cuda(capsys, tmp_path, no_training):
 
 @pytest.mark.cuda
 def test_cuda_run_reports_device_memory(tmp_path):
+    if not pytest.importorskip("torch").cuda.is_available():
+        pytest.skip("needs CUDA")
     assert main(["--quick", "--device", "cuda", "--strategies", "naive,retrain",
                  "--months", "2", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -5,7 +5,8 @@ one-line description, a ``build(config)`` returning the unfitted estimator,
 and a ``grid`` of the knobs a practitioner would tune (parameter names as
 ``set_params`` takes them). Adding a strategy is one entry in
 ``_STRATEGIES``; adding a regularizer is one entry in ``_REGULARIZERS``,
-which yields both the regularizer alone and its combination with rehearsal.
+which yields both the regularizer alone and its combination with rehearsal,
+or in ``_METHODS`` for a method run alone.
 
 ``config`` holds the run's shared settings: ``hidden_units``, ``epochs``,
 ``batch_size``, ``random_state`` (the seed of this repetition), ``device``
@@ -17,12 +18,12 @@ from dataclasses import dataclass, field
 
 from ..averaging import MonthlyAveragingClassifier
 from ..classifier import ContinualClassifier
-from ..regularizers import EWC, L2, OnlineEWC
+from ..regularizers import AGEM, EWC, L2, MAS, SI, DERpp, LwF, OnlineEWC
 from ..rehearsal import RehearsalBuffer
 
 #: Figure panels, in order.
 FAMILIES = ("baselines", "rehearsal", "learning rate", "regularizers",
-            "rehearsal + regularizer")
+            "rehearsal + regularizer", "other methods")
 
 LR = 1e-3
 BUFFER_SHARE = 0.25        # of the stream's training rows
@@ -151,6 +152,36 @@ _STRATEGIES = (
 )
 
 
+def _memory(config):
+    # the same memory as rehearsal's buffer, so replay-based methods store as many rows
+    return RehearsalBuffer(capacity=config["buffer_capacity"])
+
+
+# Methods run alone (A-GEM and DER++ replay from their own memory already):
+# name -> (build(config) -> regularizer, description, grid)
+_METHODS = {
+    # lam of SI, MAS and LwF: the best mean accuracy of a sweep (SI 10/100/1000, MAS
+    # 10/100/1000, LwF 3/10) on the stream of --random-state 1, not the reported one
+    # (issue 15's benchmarks/report_strategies.py)
+    "si": (lambda c: SI(lam=1000.0, damping=0.1), "SI, path-integral importance, lam=1000",
+           {"regularizer__lam": (10.0, 100.0, 1000.0, 10000.0)}),
+    "mas": (lambda c: MAS(lam=10.0, random_state=c["random_state"]),
+            "MAS, output-sensitivity importance, lam=10",
+            {"regularizer__lam": (0.1, 1.0, 10.0, 100.0)}),
+    "lwf": (lambda c: LwF(lam=10.0, temperature=2.0), "LwF, distillation, lam=10, T=2",
+            {"regularizer__lam": (1.0, 3.0, 10.0, 30.0)}),
+    "agem": (lambda c: AGEM(memory=_memory(c), sample_size=256,
+                            random_state=c["random_state"]),
+             "A-GEM, 256 memory rows per reference gradient, a memory as large as "
+             "rehearsal's buffer",
+             {"regularizer__sample_size": (64, 256)}),
+    "derpp": (lambda c: DERpp(alpha=0.1, beta=0.5, memory=_memory(c),
+                              random_state=c["random_state"]),
+              "DER++, replayed labels and logits, alpha=0.1, beta=0.5, same memory size",
+              {"regularizer__alpha": (0.1, 0.5), "regularizer__beta": (0.5, 1.0)}),
+}
+
+
 def strategies():
     """Return ``{name: Strategy}`` for every strategy, in the order of the outputs.
 
@@ -172,4 +203,8 @@ def strategies():
             lambda c, b=build_regularizer: _classifier(
                 c, regularizer=b(c), rehearsal=_buffer(c, "fixed")),
             grid=_GRIDS.get(name, {}))
+    for name, (build_regularizer, text, grid) in _METHODS.items():
+        registry[name] = Strategy(
+            name, "other methods", text,
+            lambda c, b=build_regularizer: _classifier(c, regularizer=b(c)), grid=grid)
     return registry
