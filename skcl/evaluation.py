@@ -23,6 +23,7 @@ from sklearn.utils import check_random_state
 
 from .utils._arrays import n_rows, plain, plain_list
 from .utils._months import check_months
+from .utils._text import text_table
 
 __all__ = ["StreamEvaluation", "evaluate_stream"]
 
@@ -391,14 +392,7 @@ class StreamEvaluation:
                 f"{row['samples_processed']:,}", _ratio(row["relative_cost"]),
                 f"{row['fit_seconds']:.1f}",
             ])
-        widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-        text = []
-        for index, line in enumerate(lines):
-            cells = [line[0].ljust(widths[0])] + [
-                cell.rjust(width) for cell, width in zip(line[1:], widths[1:])]
-            text.append("  ".join(cells).rstrip())
-            if index == 0:
-                text.append("  ".join("-" * width for width in widths))
+        text = text_table(lines)
         note = (f"metric: {self.metric}; scores of each final model on every month's "
                 "test part")
         if self.reference is not None:

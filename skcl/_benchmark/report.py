@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from ..evaluation import RECORD_COLUMNS, StreamEvaluation
+from ..utils._text import text_table
 from .findings import CONFIDENCE, interval
 from .strategies import FAMILIES
 
@@ -124,14 +125,7 @@ def format_table(summary, metric, reference):
         if device:
             line.append(_cost(row, "peak_device_mb", "{:.0f}"))
         lines.append(line)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = []
-    for index, line in enumerate(lines):
-        cells = [line[0].ljust(widths[0])] + [
-            cell.rjust(width) for cell, width in zip(line[1:], widths[1:])]
-        text.append("  ".join(cells).rstrip())
-        if index == 0:
-            text.append("  ".join("-" * width for width in widths))
+    text = text_table(lines)
     n_seeds = rows[0]["n_seeds"] if rows else 0
     note = (f"metric: {metric}, final model on every month's test part; mean +- half "
             f"the {CONFIDENCE:.0%} interval over {n_seeds} seed(s)")
