@@ -141,17 +141,13 @@ def three_months_of_ewc(regularizer, seed=0):
     return regularizer, module, anchors, fishers
 
 
-def test_ewc_keeps_one_term_per_month():
+def test_ewc_sums_one_term_per_month():
     regularizer, module, anchors, fishers = three_months_of_ewc(EWC(lam=20.0))
     assert regularizer.n_consolidations_ == 3
-    assert len(regularizer.anchors_) == len(regularizer.importances_) == 3
+    # the last month's anchor and importance are kept, earlier ones only summed
+    torch.testing.assert_close(flat_params_of(regularizer.anchor_), anchors[-1])
+    torch.testing.assert_close(flat_params_of(regularizer.importance_), fishers[-1])
     theta = flat_params(module)
-    for anchor, fisher, kept_anchor, kept_fisher in zip(
-            anchors, fishers, regularizer.anchors_, regularizer.importances_):
-        torch.testing.assert_close(torch.cat([t.reshape(-1) for t in kept_anchor.values()]),
-                                   anchor)
-        torch.testing.assert_close(torch.cat([t.reshape(-1) for t in kept_fisher.values()]),
-                                   fisher)
     expected = sum(20.0 / 2 * (f * (theta - a).square()).sum()
                    for a, f in zip(anchors, fishers))
     value = regularizer.penalty(module)
@@ -161,6 +157,114 @@ def test_ewc_keeps_one_term_per_month():
     torch.testing.assert_close(torch.cat([g.reshape(-1) for g in grads]), expected_grad,
                                rtol=1e-4, atol=1e-7)
     assert regularizer.negative_fractions_ == [0.0, 0.0, 0.0]
+
+
+def flat_params_of(tensors):
+    return torch.cat([t.reshape(-1) for t in tensors.values()])
+
+
+class ScriptedEWC(EWC):
+    """EWC whose month importances are given, one per consolidation."""
+
+    def __init__(self, lam=100.0, importances=()):
+        super().__init__(lam)
+        self.importances = importances
+
+    def estimate_importance(self, net, X, y):
+        return self.importances[self.__dict__.get("n_consolidations_", 0)]
+
+
+def scripted_months(n_months, seed=0):
+    """A module moved before each of ``n_months`` consolidations of a ScriptedEWC."""
+    generator = torch.Generator().manual_seed(seed)
+    module = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3))
+    importances = []
+    for month in range(n_months):
+        importance = {}
+        for name, p in module.named_parameters():
+            value = torch.rand(p.shape, generator=generator) * 10.0 ** (month - 2)
+            # some weights unused by some months, one by every month
+            value[torch.rand(p.shape, generator=generator) < 0.3] = 0.0
+            value.reshape(-1)[0] = 0.0
+            importance[name] = value
+        importances.append(importance)
+    regularizer = ScriptedEWC(lam=3.0, importances=importances)
+    anchors = []
+    for month in range(n_months):
+        with torch.no_grad():
+            for p in module.parameters():
+                p.add_(torch.randn(p.shape, generator=generator))
+        anchors.append(flat_params(module))
+        regularizer.consolidate(FakeNet(module), None, None)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(torch.randn(p.shape, generator=generator))
+    return regularizer, module, anchors, [flat_params_of(i) for i in importances]
+
+
+def test_ewc_merged_penalty_equals_the_sum_over_months():
+    regularizer, module, anchors, importances = scripted_months(4)
+    theta = flat_params(module).double()
+    expected = sum(3.0 / 2 * (i.double() * (theta - a.double()).square()).sum()
+                   for a, i in zip(anchors, importances))
+    expected_grad = sum(3.0 * i.double() * (theta - a.double())
+                        for a, i in zip(anchors, importances))
+    value = regularizer.penalty(module)
+    assert value.dtype == torch.float32
+    torch.testing.assert_close(value.double(), expected, rtol=1e-5, atol=0)
+    grads = torch.autograd.grad(value, list(module.parameters()))
+    torch.testing.assert_close(flat_params_of(dict(enumerate(grads))).double(), expected_grad,
+                               rtol=1e-5, atol=1e-6)
+    # the fast path adds the same gradient and returns the same value
+    for p in module.parameters():
+        p.grad = None
+    fast = regularizer.add_penalty_grad(module)
+    torch.testing.assert_close(fast.double(), expected, rtol=1e-5, atol=0)
+    torch.testing.assert_close(
+        torch.cat([p.grad.reshape(-1) for p in module.parameters()]).double(),
+        expected_grad, rtol=1e-5, atol=1e-6)
+    # the weight no month uses is centred on the last anchor, with no weight
+    assert regularizer.penalty_weight_[0].item() == 0.0
+    assert regularizer.penalty_center_[0].item() == anchors[-1][0].item()
+    assert regularizer.penalty_weight_.dtype == regularizer.penalty_center_.dtype \
+        == torch.float32
+
+
+def test_ewc_state_does_not_grow_with_the_months():
+    def n_elements(regularizer):
+        return sum(value.numel() for value in _tensors(vars(regularizer)))
+
+    def _tensors(value):
+        if isinstance(value, torch.Tensor):
+            yield value
+        elif isinstance(value, dict):
+            for item in value.values():
+                yield from _tensors(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                yield from _tensors(item)
+
+    def fitted(regularizer):
+        # the fitted state only, not the scripted importances (a parameter)
+        state = copy.copy(regularizer)
+        del state.importances
+        return state
+
+    three, eight = scripted_months(3)[0], scripted_months(8)[0]
+    assert three.n_consolidations_ == 3 and eight.n_consolidations_ == 8
+    assert n_elements(fitted(three)) == n_elements(fitted(eight)) > 0
+
+
+def test_ewc_consolidation_replaces_its_fitted_tensors():
+    regularizer, module, _, _ = scripted_months(2)
+    before = dict(vars(regularizer))
+    saved = {name: value.clone() for name, value in before.items()
+             if isinstance(value, torch.Tensor)}
+    regularizer.importances = regularizer.importances + regularizer.importances[:1]
+    regularizer.consolidate(FakeNet(module), None, None)
+    for name, value in saved.items():
+        assert regularizer.__dict__[name] is not before[name], name
+        assert torch.equal(before[name], value), name
 
 
 @pytest.mark.parametrize("gamma", [1.0, 0.5, 0.0])
@@ -199,7 +303,7 @@ def test_hessian_negative_fraction_and_handling():
                           negative=negative, random_state=0)
         regularizer.consolidate(tanh_net(), X, y)
         raw[negative] = torch.cat([t.reshape(-1)
-                                   for t in regularizer.importances_[0].values()])
+                                   for t in regularizer.importance_.values()])
         fraction = regularizer.negative_fraction_
         assert regularizer.negative_fractions_ == [fraction]
     assert 0 < fraction < 1
@@ -213,11 +317,11 @@ def test_importance_forms_call_the_estimators():
     net = tanh_net()
     for fisher in ("empirical", "variance", "batch", "hessian"):
         regularizer = EWC(fisher=fisher, hessian_method="exact").consolidate(net, X, y)
-        importance = regularizer.importances_[0]
+        importance = regularizer.importance_
         assert set(importance) == {"0.weight", "0.bias", "2.weight", "2.bias"}
         assert all((t >= 0).all() for t in importance.values())
     expected = empirical_fisher(net.module_, X, y, CE)
-    got = EWC().consolidate(net, X, y).importances_[0]
+    got = EWC().consolidate(net, X, y).importance_
     for name in expected:
         torch.testing.assert_close(got[name], expected[name])
 
@@ -228,18 +332,18 @@ def test_n_samples_subsample_is_seeded():
 
     def importance(**params):
         regularizer = EWC(max_samples=20, **params).consolidate(net, X, y)
-        return torch.cat([t.reshape(-1) for t in regularizer.importances_[0].values()])
+        return torch.cat([t.reshape(-1) for t in regularizer.importance_.values()])
 
     torch.testing.assert_close(importance(random_state=0), importance(random_state=0),
                                rtol=0, atol=0)
     assert not torch.equal(importance(random_state=0), importance(random_state=1))
     full = torch.cat([t.reshape(-1) for t in EWC().consolidate(net, X, y)
-                      .importances_[0].values()])
+                      .importance_.values()])
     assert not torch.equal(importance(random_state=0), full)
     # an int seed draws afresh at each month, reproducibly
     regularizer = EWC(max_samples=20, random_state=0)
-    regularizer.consolidate(net, X, y).consolidate(net, X, y)
-    first, second = regularizer.importances_
+    first = regularizer.consolidate(net, X, y).importance_
+    second = regularizer.consolidate(net, X, y).importance_
     assert not torch.equal(first["0.weight"], second["0.weight"])
 
 
@@ -261,7 +365,7 @@ def test_nll_loss_on_probabilities_matches_cross_entropy_on_logits(stream):
                               max_epochs=1, random_state=0)
     clf.partial_fit(X[months == 0], y[months == 0], classes=[0, 1])
     expected = empirical_fisher(clf.module_.logits, *month_tensors(X, y, months, 0), CE)
-    got = clf.regularizer_.importances_[0]
+    got = clf.regularizer_.importance_
     for name, value in expected.items():
         torch.testing.assert_close(got["logits." + name], value, rtol=1e-3, atol=1e-7)
 
@@ -328,7 +432,7 @@ def test_joblib_round_trip_predicts_and_continues_identically(stream, make_clf):
     buffer.seek(0)
     loaded = joblib.load(buffer)
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
-    assert len(loaded.regularizer_.anchors_) == 3
+    assert loaded.regularizer_.n_consolidations_ == 3
     torch.testing.assert_close(loaded.regularizer_.penalty_weight_,
                                clf.regularizer_.penalty_weight_, rtol=0, atol=0)
     for estimator in (clf, loaded):
@@ -520,7 +624,7 @@ def test_cuda_estimates_match_cpu_and_state_stays_on_the_device(stream, fisher):
     fit_months(clf, X, y, months, n_months=3)
     regularizer = clf.regularizer_
     for tensor in (regularizer.penalty_weight_, regularizer.penalty_center_,
-                   *regularizer.anchors_[-1].values(), *regularizer.importances_[-1].values()):
+                   *regularizer.anchor_.values(), *regularizer.importance_.values()):
         assert tensor.device.type == "cuda"
     assert regularizer.penalty(clf.module_).device.type == "cuda"
     # the same consolidation on CPU, from the same weights and rows
@@ -528,6 +632,6 @@ def test_cuda_estimates_match_cpu_and_state_stays_on_the_device(stream, fisher):
     on_cuda = EWC(**params).consolidate(clf, X_month.cuda(), y_month.cuda())
     cpu_net = FakeNet(clf.module_.to("cpu"))
     on_cpu = EWC(**params).consolidate(cpu_net, X_month, y_month)
-    for name, value in on_cpu.importances_[0].items():
-        torch.testing.assert_close(on_cuda.importances_[0][name].cpu(), value,
+    for name, value in on_cpu.importance_.items():
+        torch.testing.assert_close(on_cuda.importance_[name].cpu(), value,
                                    rtol=1e-4, atol=1e-7)

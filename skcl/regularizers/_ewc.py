@@ -192,13 +192,16 @@ class EWC(_FisherRegularizer):
     forgetting in neural networks": after month :math:`m`, the weights
     :math:`\theta^*_m` and the importances :math:`F_m` (a diagonal Fisher or
     Hessian, see ``fisher``) are kept, and every later month is penalized by
-    the sum of all past months' terms. Memory therefore grows by two copies of
-    the parameters per month (``anchors_``, ``importances_``); for constant
-    memory, use :class:`OnlineEWC`. The per-step cost does not grow: the sum of
-    quadratics is evaluated as one equivalent quadratic
-    :math:`\sum_j W_j (\theta_j - c_j)^2 + \text{offset}` with
-    :math:`W = \sum_m F_m`, :math:`c = \sum_m F_m \theta^*_m / W`, merged (in
-    float64) at each consolidation.
+    the sum of all past months' terms. The sum is evaluated as one equivalent
+    quadratic :math:`\sum_j W_j (\theta_j - c_j)^2 + \text{offset}` with
+    :math:`W = \sum_m F_m`, :math:`c = \sum_m F_m \theta^*_m / W`, built from
+    three running float64 sums per weight
+    (:math:`\sum_m F_m`, :math:`\sum_m F_m \theta^*_m`,
+    :math:`\sum_m F_m \theta^{*2}_m`), so the per-step cost, the cost of a
+    consolidation and the memory do not grow with the number of months; the
+    past months' anchors and importances themselves are not kept. Unlike
+    :class:`OnlineEWC` (one anchor, the latest), every month keeps pulling
+    towards its own weights.
 
     Read more in the :ref:`User Guide <ewc>`.
 
@@ -213,10 +216,12 @@ class EWC(_FisherRegularizer):
 
     Attributes
     ----------
-    anchors_ : list of dict of str to torch.Tensor
-        Per month, the weights after it, per trainable parameter.
-    importances_ : list of dict of str to torch.Tensor
-        Per month, the importance of every weight (after ``negative``).
+    anchor_ : dict of str to torch.Tensor
+        The weights after the last month, per trainable parameter.
+    importance_ : dict of str to torch.Tensor
+        The last month's importance of every weight (after ``negative``), per
+        trainable parameter; earlier months' are only kept summed, in
+        ``penalty_weight_``.
     negative_fraction_ : float
         Fraction of negative entries in the last month's raw estimate (before
         ``negative`` is applied); always 0.0 for the non-negative forms.
@@ -248,8 +253,8 @@ class EWC(_FisherRegularizer):
     ...                                     random_state=0)
     >>> clf = ContinualClassifier(regularizer=EWC(lam=100.0), max_epochs=1,
     ...                           random_state=0).fit(X, y, months=months)
-    >>> len(clf.regularizer_.anchors_), len(clf.regularizer_.importances_)
-    (3, 3)
+    >>> clf.regularizer_.n_consolidations_
+    3
     """
 
     def __init__(self, lam=100.0, *, fisher="empirical", max_samples=None,
@@ -265,30 +270,38 @@ class EWC(_FisherRegularizer):
         self.random_state = random_state
 
     def _update_penalty(self, anchor, importance):
-        # one term per month, merged into one equivalent quadratic
-        self.anchors_ = self.__dict__.get("anchors_", []) + [self._as_dict(anchor)]
-        self.importances_ = (self.__dict__.get("importances_", [])
-                             + [self._as_dict(importance)])
-        self._merge_terms(anchor.dtype)
-
-    def _merge_terms(self, dtype):
-        # month by month in float64: memory stays O(n_params) whatever the month count
-        def terms():
-            for anchor, importance in zip(self.anchors_, self.importances_):
-                yield _flatten(anchor).double(), _flatten(importance).double()
-
-        weight = weighted = 0.0
-        for anchor, importance in terms():
-            weight = weight + importance
-            weighted = weighted + importance * anchor
-        # where no month gives a weight any importance its center is irrelevant
-        center = torch.where(weight != 0, weighted / weight,
-                             _flatten(self.anchors_[-1]).double())
-        offset = sum(torch.dot(importance, (anchor - center).square()).item()
-                     for anchor, importance in terms())
-        self.penalty_weight_ = weight.to(dtype)
-        self.penalty_center_ = center.to(dtype)
-        self.penalty_offset_ = float(offset)
+        # The sum of the months' quadratics only depends on running sums per
+        # weight, S0 = sum_m F_m and S1 = sum_m F_m a_m, and on the total of
+        # S2 = sum_m F_m a_m^2 (it only enters the offset, summed over
+        # weights), so neither memory nor the cost of a consolidation grows
+        # with the month count. They are kept in float64 because the offset,
+        # sum(S2 - 2 c S1 + c^2 S0), is a small difference of large sums.
+        # Every fitted tensor is replaced, never updated in place: the
+        # classifier's rollback records them by reference.
+        anchor64, importance64 = anchor.double(), importance.double()
+        weighted = importance64 * anchor64
+        squared = torch.dot(weighted, anchor64)
+        if "_importance_sum_" in self.__dict__:
+            weight = self._importance_sum_ + importance64
+            weighted = self._weighted_anchor_sum_ + weighted
+            squared = self._weighted_square_sum_ + squared
+        else:
+            weight = importance64
+        # where no month gives a weight any importance its center is
+        # irrelevant: the latest anchor (the offset below stays exact)
+        nonzero = weight != 0
+        center = torch.where(nonzero, weighted / torch.where(nonzero, weight, 1.0),
+                             anchor64)
+        # sum_m sum_j F_m,j (a_m,j - c_j)^2 = sum_j (S2 - 2 c S1 + c^2 S0)_j
+        offset = squared - torch.dot(center, 2.0 * weighted - center * weight)
+        self._importance_sum_ = weight
+        self._weighted_anchor_sum_ = weighted
+        self._weighted_square_sum_ = squared
+        self.penalty_weight_ = weight.to(anchor.dtype)
+        self.penalty_center_ = center.to(anchor.dtype)
+        self.penalty_offset_ = float(offset.item())
+        self.anchor_ = self._as_dict(anchor)
+        self.importance_ = self._as_dict(importance)
 
 
 @Substitution(importance_parameters=_IMPORTANCE_PARAMETERS_DOC)
@@ -381,8 +394,3 @@ class OnlineEWC(_FisherRegularizer):
         self.penalty_offset_ = 0.0
         self.importance_ = self._as_dict(importance)
         self.anchor_ = self._as_dict(anchor)
-
-
-
-def _flatten(tensors):
-    return torch.cat([t.reshape(-1) for t in tensors.values()])
