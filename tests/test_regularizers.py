@@ -190,7 +190,7 @@ def scripted_months(n_months, seed=0):
         importances.append(importance)
     regularizer = ScriptedEWC(lam=3.0, importances=importances)
     anchors = []
-    for month in range(n_months):
+    for _month in range(n_months):
         with torch.no_grad():
             for p in module.parameters():
                 p.add_(torch.randn(p.shape, generator=generator))
