@@ -37,6 +37,7 @@ from .storage import RowStore
 from .utils._fitted import reset_fitted_attributes
 from .utils._labels import check_month_classes
 from .utils._months import check_month_label, missing_mask, stream_months
+from .utils._params import carry_over_params
 from .utils._predict import ArgmaxPredictMixin
 from .utils._rollback import atomic, save_shallow_state
 from .utils._seeding import draw_seed, make_rng, seeded_global_torch, torch_generator
@@ -559,13 +560,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                     f"{name}=None first to drop it, or call fit to start the stream over"
                 )
             else:
-                params = wanted.get_params(deep=False)
-                params.pop("random_state", None)  # read once, at the stream's start
-                current = fitted.get_params(deep=False)
-                changed = {key: value for key, value in params.items()
-                           if not _same_value(current.get(key), value)}
-                if changed:
-                    fitted.set_params(**changed)
+                carry_over_params(fitted, wanted)
         retrains = "past_data_" in self.__dict__
         if self.n_months_seen_ and retrains != (self.update == "retrain"):
             raise ValueError(
@@ -1454,16 +1449,6 @@ def _clone_strategy(strategy, seed):
     if "random_state" in params and params["random_state"] is None:
         strategy.set_params(random_state=seed)
     return strategy
-
-
-def _same_value(a, b):
-    """Whether two parameter values are the same (identity, or equal scalars)."""
-    if a is b:
-        return True
-    try:
-        return type(a) is type(b) and bool(a == b)
-    except (TypeError, ValueError):  # arrays and other non-scalar comparisons
-        return False
 
 
 def _is_fitted(estimator):

@@ -10,6 +10,7 @@ from sklearn.base import clone
 from .._sparse import cat_rows, host_rows, is_scipy_sparse, to_csr, to_torch_csr, torch_rows
 from ..module_utils import evaluation_mode, trainable_parameters
 from ..rehearsal import RehearsalBuffer
+from ..utils._params import carry_over_params
 from ..utils._seeding import seed_from
 from ..utils._sklearn_compat import HasMethods, Interval, check_parameter_constraints
 from ._base import Regularizer
@@ -28,11 +29,7 @@ class _MemoryStrategy(Regularizer):
             self.memory_ = memory
         elif self.memory is not None:
             # settings changed between months carry over, the rows stay
-            current = memory.get_params(deep=False)
-            changed = {key: value for key, value in self.memory.get_params(deep=False).items()
-                       if key != "random_state" and not _same_value(current[key], value)}
-            if changed:  # a new capacity subsamples the stored rows: only when asked
-                memory.set_params(**changed)
+            carry_over_params(memory, self.memory)
         return memory
 
     def _memory_batch(self, net, n_samples, return_extra=False):
@@ -337,13 +334,3 @@ class DERpp(_MemoryStrategy):
                                           extra=logits.float().cpu().numpy())
         self.n_consolidations_ = self.__dict__.get("n_consolidations_", 0) + 1
         return self
-
-
-def _same_value(a, b):
-    """Whether two parameter values are the same (identity, or equal scalars)."""
-    if a is b:
-        return True
-    try:
-        return type(a) is type(b) and bool(a == b)
-    except (TypeError, ValueError):
-        return False
