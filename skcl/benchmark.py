@@ -366,14 +366,7 @@ def _load_data(parser, args):
     except TypeError:
         parser.error(f"--month-column {args.month_column!r} mixes types that cannot be "
                      "sorted; use one type, e.g. 'YYYY-MM' strings")
-    if args.months is not None:
-        if args.months > len(month_order):
-            parser.error(
-                f"--months {args.months} exceeds the {len(month_order)} months in "
-                f"{args.data!r}; pass --months {len(month_order)} or fewer")
-        month_order = month_order[:args.months]
-    elif args.quick:
-        month_order = month_order[:3]
+    month_order = _first_months(parser, args, month_order, args.data)
     if len(month_order) < 2:
         parser.error(f"--data {args.data!r} holds {len(month_order)} month "
                      f"({', '.join(map(str, month_order))}); a continual benchmark needs "
@@ -382,6 +375,17 @@ def _load_data(parser, args):
     X = values[keep].astype(np.float32)
     y = frame[args.label_column].to_numpy()[keep]
     return X, y, months[keep], f"{args.data} ({len(month_order)} months)"
+
+
+def _first_months(parser, args, month_order, source):
+    """The months a run uses: the first ``--months`` (3 with ``--quick``), or all."""
+    if args.months is not None:
+        if args.months > len(month_order):
+            parser.error(
+                f"--months {args.months} exceeds the {len(month_order)} months in "
+                f"{source!r}; pass --months {len(month_order)} or fewer")
+        return month_order[:args.months]
+    return month_order[:3] if args.quick else month_order
 
 
 def _load_sparse_data(parser, args):
@@ -395,15 +399,7 @@ def _load_sparse_data(parser, args):
                                           label_column=args.label_column)
     except (OSError, ValueError, ImportError) as exc:
         parser.error(f"--data {args.data!r} --labels {args.labels!r}: {exc}")
-    month_order = np.unique(months)
-    if args.months is not None:
-        if args.months > len(month_order):
-            parser.error(
-                f"--months {args.months} exceeds the {len(month_order)} months in "
-                f"{args.labels!r}; pass --months {len(month_order)} or fewer")
-        month_order = month_order[:args.months]
-    elif args.quick:
-        month_order = month_order[:3]
+    month_order = _first_months(parser, args, np.unique(months), args.labels)
     keep = np.flatnonzero(np.isin(months, month_order))
     return (X[keep], y[keep], months[keep],
             f"{args.data} + {args.labels} ({len(month_order)} months, sparse)")
