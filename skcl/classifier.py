@@ -32,7 +32,6 @@ from ._compiled_step import compiled_train_step
 from ._sparse import host_rows, is_scipy_sparse, to_csr, to_torch_csr
 from .modules import MLP
 from .regularizers._base import training_hooks
-from .rehearsal import RehearsalBuffer
 from .storage import RowStore
 from .utils._fitted import reset_fitted_attributes
 from .utils._labels import check_month_classes
@@ -466,8 +465,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         # the strategy objects' own constraints, checked before any training
         for name in ("regularizer", "rehearsal"):
             strategy = getattr(self, name)
-            if isinstance(strategy, RehearsalBuffer):
-                strategy._check_params()  # memmap_dir too, before any training
+            own_check = getattr(strategy, "_check_params", None)
+            if own_check is not None:
+                own_check()  # e.g. the buffer's memmap_dir, before any training
             elif hasattr(strategy, "_parameter_constraints"):
                 validate_parameter_constraints(
                     strategy._parameter_constraints,
