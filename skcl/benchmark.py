@@ -367,10 +367,6 @@ def _load_data(parser, args):
         parser.error(f"--month-column {args.month_column!r} mixes types that cannot be "
                      "sorted; use one type, e.g. 'YYYY-MM' strings")
     month_order = _first_months(parser, args, month_order, args.data)
-    if len(month_order) < 2:
-        parser.error(f"--data {args.data!r} holds {len(month_order)} month "
-                     f"({', '.join(map(str, month_order))}); a continual benchmark needs "
-                     "at least 2")
     keep = np.isin(months, month_order)
     X = values[keep].astype(np.float32)
     y = frame[args.label_column].to_numpy()[keep]
@@ -378,14 +374,24 @@ def _load_data(parser, args):
 
 
 def _first_months(parser, args, month_order, source):
-    """The months a run uses: the first ``--months`` (3 with ``--quick``), or all."""
+    """The months a run uses: the first ``--months`` (3 with ``--quick``), or all.
+
+    Both loaders (dense and sparse) go through it, so both refuse a stream of
+    fewer than two months before anything trains.
+    """
     if args.months is not None:
         if args.months > len(month_order):
             parser.error(
                 f"--months {args.months} exceeds the {len(month_order)} months in "
                 f"{source!r}; pass --months {len(month_order)} or fewer")
-        return month_order[:args.months]
-    return month_order[:3] if args.quick else month_order
+        month_order = month_order[:args.months]
+    elif args.quick:
+        month_order = month_order[:3]
+    if len(month_order) < 2:
+        parser.error(f"--data {args.data!r} holds {len(month_order)} month "
+                     f"({', '.join(map(str, month_order))}); a continual benchmark needs "
+                     "at least 2")
+    return month_order
 
 
 def _load_sparse_data(parser, args):

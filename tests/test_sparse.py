@@ -187,6 +187,12 @@ def test_benchmark_cli_reads_a_sparse_npz_with_a_labels_file(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--data", str(tmp_path / "X.npz"), "--out", str(tmp_path / "out")])
     assert "pass --labels PATH" in capsys.readouterr().err
+    np.savez(tmp_path / "one_month.npz", month=np.zeros(180, dtype=int), label=y)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--data", str(tmp_path / "X.npz"), "--labels", str(tmp_path / "one_month.npz"),
+              "--quick", "--out", str(tmp_path / "out1")])
+    assert exit_info.value.code == 2
+    assert "holds 1 month (0); a continual benchmark needs at least 2" in capsys.readouterr().err
     np.savez(tmp_path / "short.npz", month=[0, 1], label=[0, 1])
     with pytest.raises(ValueError, match="has 2 rows but the matrix"):
         load_sparse_stream(tmp_path / "X.npz", tmp_path / "short.npz")
