@@ -13,7 +13,6 @@ import io
 import linecache
 import os
 import pickle
-import tempfile
 import warnings
 from contextlib import nullcontext
 from numbers import Integral, Real
@@ -33,6 +32,7 @@ from ._sparse import host_rows, is_scipy_sparse, to_csr, to_torch_csr
 from .modules import MLP
 from .regularizers._base import training_hooks
 from .storage import RowStore
+from .utils._files import write_atomically
 from .utils._fitted import reset_fitted_attributes
 from .utils._labels import check_month_classes
 from .utils._months import check_month_label, missing_mask, stream_months
@@ -1311,7 +1311,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         if hasattr(f, "write"):
             f.write(buffer.getvalue())
             return
-        _write_atomically(os.fspath(f), buffer.getvalue())
+        write_atomically(os.fspath(f), buffer.getvalue())
 
     @atomic
     def load_weights(self, f):
@@ -1528,22 +1528,6 @@ def _read_weights(f):
             "save_weights"
         )
     return payload
-
-
-def _write_atomically(path, data):
-    """Write ``data`` to ``path`` so that a failure leaves any old file intact."""
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".skcl-", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def _encoded_accuracy(net, X, y):
