@@ -21,6 +21,7 @@ from sklearn.metrics import get_scorer
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
+from .scoring import next_month_score
 from .utils._arrays import n_rows, plain, plain_list
 from .utils._months import check_months
 from .utils._text import text_table
@@ -36,7 +37,7 @@ RECORD_COLUMNS = (
 #: Columns of :attr:`StreamEvaluation.summary`, in order.
 SUMMARY_COLUMNS = (
     "strategy", "mean_score", "worst_score", "worst_month", "first_month_score",
-    "first_month_forgetting", "last_month_score", "gap_to_reference",
+    "first_month_forgetting", "last_month_score", "next_month_score", "gap_to_reference",
     "samples_processed", "relative_cost", "fit_seconds", "relative_time",
 )
 
@@ -246,7 +247,10 @@ class StreamEvaluation:
         ``worst_month``; ``first_month_score`` (the first month, after the
         last); ``first_month_forgetting`` (first-month score right after
         training on it, minus ``first_month_score``); ``last_month_score`` (the
-        newest month); ``gap_to_reference`` (``mean_score`` minus the
+        newest month); ``next_month_score`` (the deployed model's score: the
+        model after each month ``t`` on month ``t + 1``'s test part, averaged
+        over ``t``, see :func:`~skcl.scoring.next_month_score`; ``None`` for a
+        one-month stream); ``gap_to_reference`` (``mean_score`` minus the
         reference's, negative when worse); ``samples_processed`` (total);
         ``relative_cost`` (``samples_processed`` over the reference's);
         ``fit_seconds`` (total) and ``relative_time`` (over the reference's).
@@ -370,7 +374,8 @@ class StreamEvaluation:
         -------
         table : str
             A header, one line per strategy (mean, worst and first-month
-            scores, forgetting, last-month score, gap to the reference,
+            scores, forgetting, last-month and next-month scores, gap to the
+            reference,
             samples processed, relative cost, seconds), and a note naming the
             metric and the reference.
         """
@@ -381,14 +386,15 @@ class StreamEvaluation:
             )
         rows = sorted(self.summary, key=lambda row: _sort_key(row[sort_by]), reverse=True)
         header = ["strategy", "mean", "worst (month)", "first month", "forgot",
-                  "last month", "gap", "samples", "cost", "seconds"]
+                  "last month", "next month", "gap", "samples", "cost", "seconds"]
         lines = [header]
         for row in rows:
             lines.append([
                 row["strategy"], f"{row['mean_score']:.4f}",
                 f"{row['worst_score']:.4f} ({row['worst_month']})",
                 f"{row['first_month_score']:.4f}", f"{row['first_month_forgetting']:+.4f}",
-                f"{row['last_month_score']:.4f}", _signed(row["gap_to_reference"]),
+                f"{row['last_month_score']:.4f}", _score(row["next_month_score"]),
+                _signed(row["gap_to_reference"]),
                 f"{row['samples_processed']:,}", _ratio(row["relative_cost"]),
                 f"{row['fit_seconds']:.1f}",
             ])
@@ -418,6 +424,8 @@ class StreamEvaluation:
                 "first_month_score": float(final[0]),
                 "first_month_forgetting": float(scores[0, 0] - final[0]),
                 "last_month_score": float(final[-1]),
+                "next_month_score": (_next_month(scores) if len(self.months) > 1
+                                     else None),
                 "gap_to_reference": None,
                 "samples_processed": int(last_rows[0]["samples_processed"]),
                 "relative_cost": None,
@@ -596,6 +604,18 @@ def _divide(numerator, denominator):
 
 def _sort_key(value):
     return -math.inf if value is None or value != value else value
+
+
+def _next_month(scores):
+    """The deployed model's score, or None where no next month has a score."""
+    try:
+        return next_month_score(scores)
+    except ValueError:
+        return None
+
+
+def _score(value):
+    return "" if value is None else f"{value:.4f}"
 
 
 def _signed(value):
