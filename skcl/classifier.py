@@ -28,6 +28,7 @@ from skorch.net import NeuralNet
 
 from ._batching import DeviceBatchIterator, RowsDataset, dataset_tensors, shared_tensor
 from ._compiled_step import compiled_train_step
+from ._cost import counting_month, optimizer_step, start_counters
 from ._sparse import host_rows, is_scipy_sparse, to_csr, to_torch_csr
 from .modules import MLP
 from .regularizers._base import training_hooks
@@ -202,9 +203,21 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     n_samples_seen_ : int
         Number of new rows trained on, summed over months.
     n_samples_processed_ : int
-        Training rows processed, summed over every epoch of every month
-        (replayed rows and retraining's re-visits included): the training cost
-        measure that strategies are compared by.
+        Rows of the optimizer's batches, summed over every epoch of every
+        month (replayed rows and retraining's re-visits included).
+    n_train_rows_ : int
+        Rows through forward and backward while training, the cost measure
+        that strategies are compared by: ``n_samples_processed_`` plus the
+        rows the strategy runs through the network with gradients (DER++'s
+        and A-GEM's memory rows, the rows of an importance estimate such as
+        EWC's Fisher). See :ref:`cost`.
+    n_forward_rows_ : int
+        Rows through a forward pass only while training: LwF's teacher,
+        logits recorded for DER++, a validation split. Not in
+        ``n_train_rows_``.
+    train_seconds_ : float
+        Wall time spent in ``fit`` / ``partial_fit`` training months,
+        summed.
     module_, optimizer_, criterion_, history_
         skorch's fitted components. ``history_`` keeps one row per epoch of
         every month, but per-batch records only for the latest month, so it
@@ -363,7 +376,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         X, y = self._validate_month(X, y, reset=True)
         classes = np.unique(y)
         for month, rows in stream_months(months, len(y)):
-            self._fit_month(X[rows], y[rows], classes, month, fit_params)
+            with counting_month(self):
+                self._fit_month(X[rows], y[rows], classes, month, fit_params)
         return self
 
     @atomic
@@ -402,7 +416,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self._check_params()
         month = check_month_label(month)
         X, y = self._validate_month(X, y, reset=not self._stream_started())
-        self._fit_month(X, y, classes, month, fit_params)
+        with counting_month(self):
+            self._fit_month(X, y, classes, month, fit_params)
         return self
 
     # ==================================================================
@@ -527,6 +542,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self.n_months_seen_ = 0
         self.n_samples_seen_ = 0
         self.n_samples_processed_ = 0
+        start_counters(self)
         self.snapshots_ = []
         self.regularizer_ = None
         self.rehearsal_ = None
@@ -881,11 +897,12 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             ``{"loss": loss, "y_pred": y_pred}``: the training loss (penalty
             included) and the module's output.
         """
-        if self.step == "compiled":
-            step = compiled_train_step(self, batch, fit_params, base=ContinualClassifier)
-            if step is not None:
-                return step
-        return super().train_step(batch, **fit_params)
+        with optimizer_step(self):  # its rows are counted from the history
+            if self.step == "compiled":
+                step = compiled_train_step(self, batch, fit_params, base=ContinualClassifier)
+                if step is not None:
+                    return step
+            return super().train_step(batch, **fit_params)
 
     def train_step_single(self, batch, **fit_params):
         """Compute the prediction, loss and gradients of one training batch.
