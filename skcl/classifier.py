@@ -28,6 +28,7 @@ from ._batching import DeviceBatchIterator, RowsDataset, dataset_tensors, shared
 from ._compiled_step import compiled_train_step
 from ._persistence import _SKORCH_STATE
 from ._sparse import host_rows, is_scipy_sparse, to_csr, to_torch_csr
+from ._validation import _NO_Y, _validate_input
 from .modules import MLP
 from .regularizers._base import training_hooks
 from .storage import RowStore
@@ -44,19 +45,16 @@ from .utils._sklearn_compat import (
     Options,
     StrOptions,
     check_parameter_constraints,
-    validate_data,
     validate_parameter_constraints,
 )
 
 __all__ = ["ContinualClassifier"]
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 # Dense data larger than this share of the free CUDA memory stays on the host
 # and is streamed to the device in chunks instead of copied whole.
 _DEVICE_BUDGET_FRACTION = 0.5
 # parameters that rebuild the network: refused once it is trained
 _ARCHITECTURE_PARAMS = ("module", "criterion")
-_NO_Y = object()  # validation of X alone (prediction), as opposed to y=None
 
 
 class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
@@ -1316,56 +1314,6 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             predict or to train on further months.
         """
         return _persistence.load_weights(self, f)
-
-
-def _validate_input(estimator, X, y, reset):
-    """scikit-learn's validation, with skcl's explanations and the float32 check."""
-    try:
-        if y is _NO_Y:
-            X = validate_data(estimator, X, reset=reset, dtype=[np.float32, np.float64],
-                              accept_sparse=["csr", "csc", "coo"])
-        else:
-            X, y = validate_data(estimator, X, y, reset=reset, dtype=[np.float32, np.float64],
-                                 accept_sparse=["csr", "csc", "coo"])
-    except ValueError as exc:
-        _explain_input_error(X, exc)
-        raise
-    if is_scipy_sparse(X):
-        X = to_csr(X, X.dtype)   # rows are gathered and batched as CSR
-    if X.dtype == np.float64 and X.size:
-        largest = (abs(X).max(axis=0).toarray().ravel() if is_scipy_sparse(X)
-                   else np.abs(X).max(axis=0))
-        too_large = np.flatnonzero(largest > _FLOAT32_MAX)
-        if len(too_large):
-            names = getattr(estimator, "feature_names_in_", None)
-            columns = [names[c] if names is not None else int(c) for c in too_large[:5]]
-            raise ValueError(
-                f"X has values beyond float32's range (+-{_FLOAT32_MAX:.3g}) in columns "
-                f"{columns}, which training and prediction would turn into inf/NaN; "
-                "scale or clip those features"
-            )
-    return X if y is _NO_Y else (X, y)
-
-
-def _explain_input_error(X, exc):
-    """Raise scikit-learn's input error again with the fix, judged from ``X`` itself."""
-    dtypes = getattr(X, "dtypes", None)
-    kinds = ({dtype.kind for dtype in dtypes} if dtypes is not None
-             else {np.asarray(X).dtype.kind} if not hasattr(X, "tocsr") else set())
-    if kinds & set("OUS"):
-        try:
-            np.asarray(X, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"X must be numeric, but {exc}; encode text or categorical "
-                "columns first (e.g. a OneHotEncoder in a Pipeline)"
-            ) from exc
-    if kinds <= set("fiu") and kinds:
-        values = np.asarray(X, dtype=np.float64)
-        if np.isinf(values).any():
-            raise ValueError(
-                f"{exc} Replace or clip infinite values before training or predicting"
-            ) from exc
 
 
 def _draws_from_global_rng(module):
