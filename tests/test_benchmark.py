@@ -573,6 +573,9 @@ def test_stream_shape_and_epochs_within_by_hand():
                         buffer_capacity=60)
     assert shape.n_rows == 400
     assert shape.retrain_rows == 5 * (100 + 300 + 400)
+    # one epoch over every earlier month: 0 + 100 + 300
+    assert shape.history_rows == 400
+    assert shape.retrain_rows == shape.epochs * (shape.n_rows + shape.history_rows)
     # naive: 400 rows an epoch; 0.5 of retrain's 4000 rows = 5 epochs
     assert epochs_within(2000, shape) == 5
     # DER++-like: the first month 100 rows, later ones 3 x 300 = 1000 an epoch

@@ -35,7 +35,10 @@ number of epochs that fit::
         return {"max_epochs": epochs_within(rows, shape, per_row=3.0)}
 
 A strategy that spends otherwise (a sample of the history per epoch, a
-replay share) returns those parameters instead. ``spend=None`` marks the
+replay share) returns those parameters instead; ``shape.history_rows`` is
+what one epoch over every earlier month costs, so warm-started cumulative
+training at ``E`` epochs fits with
+``history_fraction = (rows / E - shape.n_rows) / shape.history_rows``. ``spend=None`` marks the
 reference (``retrain``), which always runs at its full cost.
 """
 
@@ -104,6 +107,21 @@ class StreamShape:
     def n_rows(self):
         """Training rows of the whole stream (one pass over every month)."""
         return int(sum(self.month_rows))
+
+    @property
+    def history_rows(self):
+        """Rows of the earlier months, summed over months: one epoch's history.
+
+        A strategy that trains each month on its rows plus a share ``f`` of
+        every earlier month's (``update="cumulative"`` with
+        ``history_fraction=f``) spends ``n_rows + f * history_rows`` rows an
+        epoch.
+        """
+        total, seen = 0, 0
+        for rows in self.month_rows:
+            total += seen
+            seen += rows
+        return total
 
     @property
     def retrain_rows(self):
