@@ -48,14 +48,7 @@ def _read_frame(parser, path, text):
 def load_data(parser, args):
     """Return ``X, y, months, description`` from --data or the built-in --stream."""
     if args.data is None:
-        n_months = args.months or (4 if args.quick else 12)
-        n_rows = args.rows or (150 if args.quick else 1000)
-        make = STREAMS[args.stream or "drifting"]
-        X, y, months = make(n_months=n_months, n_samples_per_month=n_rows,
-                            random_state=args.random_state)
-        return X, y, months, (f"{make.__name__}(n_months={n_months}, "
-                              f"n_samples_per_month={n_rows}, "
-                              f"random_state={args.random_state})")
+        return _builtin_stream(args)
     if args.stream is not None:
         parser.error(f"--stream {args.stream!r} and --data {args.data!r} exclude each "
                      "other: drop one")
@@ -67,9 +60,37 @@ def load_data(parser, args):
         parser.error(f"--data {args.data!r}: no such file")
     if path.suffix.lower() == ".npz":
         return _load_sparse_data(parser, args)
+    frame = _read_frame(parser, path, args.data)
+    values = _feature_values(parser, args, frame)
+    months = frame[args.month_column].to_numpy()
+    if np.issubdtype(months.dtype, np.datetime64):
+        months = np.datetime_as_string(months, unit="D")
+    try:
+        month_order = np.unique(months)
+    except TypeError:
+        parser.error(f"--month-column {args.month_column!r} mixes types that cannot be "
+                     "sorted; use one type, e.g. 'YYYY-MM' strings")
+    month_order = _first_months(parser, args, month_order, args.data)
+    keep = np.isin(months, month_order)
+    X = values[keep].astype(np.float32)
+    y = frame[args.label_column].to_numpy()[keep]
+    return X, y, months[keep], f"{args.data} ({len(month_order)} months)"
+
+
+def _builtin_stream(args):
+    n_months = args.months or (4 if args.quick else 12)
+    n_rows = args.rows or (150 if args.quick else 1000)
+    make = STREAMS[args.stream or "drifting"]
+    X, y, months = make(n_months=n_months, n_samples_per_month=n_rows,
+                        random_state=args.random_state)
+    return X, y, months, (f"{make.__name__}(n_months={n_months}, "
+                          f"n_samples_per_month={n_rows}, random_state={args.random_state})")
+
+
+def _feature_values(parser, args, frame):
+    """The feature columns of a ``--data`` frame as float64, every column checked."""
     import pandas as pd
 
-    frame = _read_frame(parser, path, args.data)
     if len(frame) == 0:
         parser.error(f"--data {args.data!r} has a header but no rows; pass a file with "
                      "at least two months of rows")
@@ -108,19 +129,7 @@ def load_data(parser, args):
             f"values or values beyond float32's range (+-{_FLOAT32_MAX:.3g}), e.g. "
             f"{values[row, np.flatnonzero(too_large[row])[0]]!r} in row {row}; rescale, "
             "clip or drop them")
-    months = frame[args.month_column].to_numpy()
-    if np.issubdtype(months.dtype, np.datetime64):
-        months = np.datetime_as_string(months, unit="D")
-    try:
-        month_order = np.unique(months)
-    except TypeError:
-        parser.error(f"--month-column {args.month_column!r} mixes types that cannot be "
-                     "sorted; use one type, e.g. 'YYYY-MM' strings")
-    month_order = _first_months(parser, args, month_order, args.data)
-    keep = np.isin(months, month_order)
-    X = values[keep].astype(np.float32)
-    y = frame[args.label_column].to_numpy()[keep]
-    return X, y, months[keep], f"{args.data} ({len(month_order)} months)"
+    return values
 
 
 def _first_months(parser, args, month_order, source):

@@ -101,7 +101,9 @@ def _figures(plan, results, summary, month_labels, bases):
     metric = plan.config["metric"]
     plot_forgetting(final_curves(results, month_labels),
                     {label: plan.registry[base].family for label, base in bases.items()},
-                    month_labels, metric, plan.out / "forgetting.png")
+                    month_labels, metric, plan.out / "forgetting.png",
+                    next_month={row["strategy"]: (row["next_month_score"] or {}).get("mean")
+                                for row in summary})
     written = ["forgetting.png"]
     if plan.budgets:
         plot_frontier(summary, metric, plan.out / "frontier.png", budgets=plan.budgets,

@@ -200,7 +200,7 @@ def final_curves(results, months):
     return curves
 
 
-def plot_forgetting(curves, families, months, metric, path):
+def plot_forgetting(curves, families, months, metric, path, next_month=None):
     """Draw each strategy's final per-month score, one panel per family, to ``path``.
 
     Lines are means over seeds, bands the range over seeds (the seed spread;
@@ -220,6 +220,9 @@ def plot_forgetting(curves, families, months, metric, path):
         The y-axis label.
     path : str or path-like
         Where to write the PNG.
+    next_month : dict or None, default=None
+        Strategy name to its next-month score (mean over seeds), shown in the
+        legend beside each name.
 
     Returns
     -------
@@ -228,6 +231,7 @@ def plot_forgetting(curves, families, months, metric, path):
     """
     from matplotlib.figure import Figure
 
+    next_month = next_month or {}
     names = list(curves)
     panels = [family for family in FAMILIES if any(families[n] == family for n in names)]
     n_cols = min(3, len(panels))
@@ -241,8 +245,10 @@ def plot_forgetting(curves, families, months, metric, path):
 
     def draw(ax, name, color, width, **style):
         mean, low, high = curves[name]
+        label = name if next_month.get(name) is None else (
+            f"{name} (next month {next_month[name]:.3f})")
         ax.plot(positions, mean, color=color, linewidth=width, marker="o", markersize=3,
-                label=name, **style)
+                label=label, **style)
         if (high > low).any():
             ax.fill_between(positions, low, high, color=color, alpha=0.15, linewidth=0)
 
@@ -280,12 +286,13 @@ def plot_forgetting(curves, families, months, metric, path):
                            rotation=45 if len(str(months[-1])) > 3 else 0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2),
-                  ncol=3, frameon=False)
+                  ncol=2, frameon=False)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     figure.suptitle(f"{metric} of each strategy's final model on every month's test part: "
-                    "mean over seeds, band = range over seeds "
-                    "(each panel's y-axis narrowed to its curves)")
+                    "mean over seeds, band = range over seeds\n(each panel's y-axis "
+                    "narrowed to its curves; in the legend: the next-month score of the "
+                    "deployed models, mean over seeds)")
     figure.savefig(path, dpi=110)
     return path
 
