@@ -596,9 +596,9 @@ def test_every_strategy_states_how_it_spends_a_budget():
             continue
         small = strategy.spend(0.1 * shape.retrain_rows, shape)
         large = strategy.spend(0.5 * shape.retrain_rows, shape)
-        assert small and set(small) == set(large), name
+        assert small and set(small) == set(large) and small != large, name
         epochs = next(k for k in large if k.endswith("max_epochs"))
-        assert large[epochs] > small[epochs] >= 1, name
+        assert large[epochs] >= small[epochs] >= 1, name
         strategy.build({"hidden_units": (4,), "epochs": 1, "batch_size": 8,
                         "random_state": 0, "device": "cpu",
                         "buffer_capacity": 10}).set_params(**large)
