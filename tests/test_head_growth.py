@@ -377,3 +377,20 @@ def test_head_growth_pad_flat_matches_per_parameter_padding():
                           torch.tensor([1., 2., -1.])])
     assert torch.equal(grown, expected)
     assert growth.grown_shape("w", (4, 2)) == (4, 3)
+
+
+def test_forgetting_scorer_reads_snapshots_across_growths():
+    from skcl import ForgettingScorer
+
+    clf = small_clf(keep_snapshots=True)
+    X_parts, y_parts, month_parts = [], [], []
+    for month, labels in enumerate(MONTH_LABELS):
+        X, y = class_month(labels, seed=month)
+        clf.partial_fit(X, y, month=month)
+        X_test, y_test = class_month(labels, n_rows=20, seed=50 + month)
+        X_parts.append(X_test)
+        y_parts.append(y_test)
+        month_parts.append(np.full(20, month))
+    X, y, months = np.vstack(X_parts), np.concatenate(y_parts), np.concatenate(month_parts)
+    forgetting = ForgettingScorer(aggregate="neg_forgetting")(clf, X, y, months=months)
+    assert np.isfinite(forgetting)
