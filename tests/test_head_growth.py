@@ -5,6 +5,7 @@ import io
 import numpy as np
 import pytest
 import torch
+from conftest import fingerprint
 from torch import nn
 
 import skcl.classifier as classifier_module
@@ -24,8 +25,6 @@ from skcl import (
 from skcl._head_growth import HeadGrowth, find_output_layer
 from skcl.regularizers import ImportanceRegularizer, Regularizer
 from skcl.utils._labels import check_month_classes, encode_labels
-
-from conftest import fingerprint
 
 N_FEATURES = 6
 # labels of each month: class 2 arrives at month 2, class 3 at month 4
