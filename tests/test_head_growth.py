@@ -25,6 +25,7 @@ from skcl import (
 from skcl._head_growth import HeadGrowth, find_output_layer
 from skcl.regularizers import ImportanceRegularizer, Regularizer
 from skcl.utils._labels import check_month_classes, encode_labels
+from skcl.utils._sklearn_compat import InvalidParameterError
 
 N_FEATURES = 6
 # labels of each month: class 2 arrives at month 2, class 3 at month 4
@@ -393,3 +394,16 @@ def test_forgetting_scorer_reads_snapshots_across_growths():
     X, y, months = np.vstack(X_parts), np.concatenate(y_parts), np.concatenate(month_parts)
     forgetting = ForgettingScorer(aggregate="neg_forgetting")(clf, X, y, months=months)
     assert np.isfinite(forgetting)
+
+
+def test_new_classes_changed_between_months_is_applied():
+    clf = small_clf(new_classes="error")
+    clf.partial_fit(*class_month((0, 1)))
+    clf.set_params(new_classes="grow").partial_fit(*class_month((0, 1, 2), seed=1))
+    assert clf.classes_.tolist() == [0, 1, 2]
+    clf.set_params(new_classes="error").partial_fit(*class_month((0, 2), seed=2),
+                                                     classes=[2, 0, 1])
+    with pytest.raises(ValueError, match=r"labels \[3\] not in classes_ \[0, 1, 2\]"):
+        clf.partial_fit(*class_month((0, 3), seed=3))
+    with pytest.raises(InvalidParameterError, match="new_classes"):
+        small_clf(new_classes="sometimes").partial_fit(*class_month((0, 1)))
