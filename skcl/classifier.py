@@ -350,7 +350,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
 
         Equivalent to a fresh estimator's ``partial_fit`` on each distinct month
         of ``months`` in order (sorted, or the category order of an ordered
-        pandas ``Categorical``), with ``classes`` set to every label in ``y``.
+        pandas ``Categorical``), with ``classes`` set to every label in ``y``
+        (with ``new_classes="grow"``: without ``classes``, so the classes grow
+        as they arrive).
         This is the entry point of ``GridSearchCV`` and ``cross_validate``,
         which slice ``months`` per fold through metadata routing. If anything
         raises, the estimator is left exactly as before the call.
@@ -402,7 +404,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             The month's labels.
         classes : array-like of shape (n_classes,), default=None
             Every label the stream can contain. Needed on the first call unless
-            that month holds every label already; must match ``classes_`` after.
+            that month holds every label already; must match ``classes_`` after
+            (with ``new_classes="grow"``, labels not yet in ``classes_`` join it
+            instead).
         month : hashable, default=None
             The month's label (a scalar: int, string, date), recorded in
             ``months_`` and passed to the rehearsal buffer. ``None`` uses the
