@@ -407,3 +407,21 @@ def test_new_classes_changed_between_months_is_applied():
         clf.partial_fit(*class_month((0, 3), seed=3))
     with pytest.raises(InvalidParameterError, match="new_classes"):
         small_clf(new_classes="sometimes").partial_fit(*class_month((0, 1)))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["ewc", "derpp", "lwf", "rehearsal"])
+def test_growth_on_cuda_keeps_everything_on_the_device(name):
+    clf = small_clf(device="cuda", **STRATEGIES[name])
+    for month, labels in enumerate(MONTH_LABELS):
+        clf.partial_fit(*class_month(labels, seed=month))
+    head = clf.module_.layers[-1]
+    assert head.weight.device.type == "cuda" and head.out_features == 4
+    state = clf.optimizer_.state[head.weight]
+    assert state["exp_avg"].device.type == "cuda" and state["exp_avg"].shape == (4, 8)
+    regularizer = clf.regularizer_
+    if regularizer is not None and hasattr(regularizer, "penalty_center_"):
+        assert regularizer.penalty_center_.device.type == "cuda"
+    proba = clf.predict_proba(class_month((0, 1, 2, 3), seed=9)[0])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
