@@ -26,6 +26,12 @@ verdicts on the original study's seven findings, and writes to ``--out``:
     seeds, band = 95% interval), one panel per strategy family; ``retrain`` in
     black and ``naive`` in red in every panel (needs matplotlib, the ``plot``
     extra).
+``class_incremental.md``
+    With ``--new-classes`` only: the class-incremental table (average
+    incremental accuracy, final accuracy, forgetting per class, cost; mean and
+    standard deviation over seeds) of a run where each malware family is a
+    label that arrives mid-stream and every strategy grows its classes (see
+    :ref:`new_classes`).
 
 Strategies and their hyper-parameters
 -------------------------------------
