@@ -33,6 +33,12 @@ writes to ``--out``:
 ``frontier.png``
     With ``--budget``: the past-months mean and the next-month score of every
     strategy at every budget against its measured cost, with seed intervals.
+``class_incremental.md``
+    With ``--new-classes`` only: the class-incremental table (average
+    incremental accuracy, final accuracy, forgetting per class, cost; mean and
+    standard deviation over seeds) of a run where each malware family is a
+    label that arrives mid-stream and every strategy grows its classes (see
+    :ref:`new_classes`).
 
 The layout of the code: this module is the entry point only;
 ``skcl/_benchmark/cli.py`` holds the options (grouped; a new option is one

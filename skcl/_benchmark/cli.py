@@ -80,6 +80,12 @@ def build_parser():
     chosen.add_argument("--list-strategies", action="store_true",
                         help="print the strategy names, families, settings and tuning "
                              "grids, and exit")
+    chosen.add_argument("--new-classes", action="store_true",
+                        help="class-incremental run: every label is a family that may "
+                             "arrive mid-stream (the drifting stream with "
+                             "labels='family'), every strategy grows its classes "
+                             "(new_classes='grow'), and a class-incremental table is "
+                             "printed and written to class_incremental.md")
     chosen.add_argument("--tune", action="store_true",
                         help="grid-search every strategy's key knobs on the training "
                              "parts (MonthlyKFold, ForgettingScorer) before training it")
@@ -200,6 +206,13 @@ def make_plan(parser, args, argv):
     if args.dask_scheduler is not None and args.jobs != 1:
         parser.error("--jobs and --dask-scheduler exclude each other: under dask every "
                      "worker of the cluster runs tasks; drop --jobs")
+    if args.new_classes and (args.tune or args.metric != "accuracy"):
+        parser.error("--new-classes scores accuracy without tuning (a model cannot be "
+                     "scored by roc_auc on classes it has not met yet); drop --tune and "
+                     "--metric roc_auc")
+    if args.new_classes and args.stream not in (None, "drifting"):
+        parser.error(f"--new-classes needs family labels, which --stream {args.stream!r} "
+                     "does not have; use --stream drifting")
     budgets = _check_budgets(parser, args.budget, names, registry)
     seeds = [args.random_state + index for index in range(n_seeds)]
     split_seeds = seeds if args.vary_split else [args.random_state] * n_seeds
@@ -258,6 +271,7 @@ def _config(args, X, y, months, description, seeds, split_seeds, tune_folds, arg
         "jobs": args.jobs,
         "dask_scheduler": args.dask_scheduler,
         "argv": list(sys.argv[1:] if argv is None else argv),
+        "new_classes": args.new_classes,
     }
 
 

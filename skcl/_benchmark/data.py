@@ -81,10 +81,14 @@ def _builtin_stream(args):
     n_months = args.months or (4 if args.quick else 12)
     n_rows = args.rows or (150 if args.quick else 1000)
     make = STREAMS[args.stream or "drifting"]
+    # --new-classes: each family its own label (the drifting stream only)
+    labels = {"labels": "family"} if args.new_classes else {}
     X, y, months = make(n_months=n_months, n_samples_per_month=n_rows,
-                        random_state=args.random_state)
+                        random_state=args.random_state, **labels)
+    text = "".join(f", {key}={value!r}" for key, value in labels.items())
     return X, y, months, (f"{make.__name__}(n_months={n_months}, "
-                          f"n_samples_per_month={n_rows}, random_state={args.random_state})")
+                          f"n_samples_per_month={n_rows}{text}, "
+                          f"random_state={args.random_state})")
 
 
 def _feature_values(parser, args, frame):

@@ -5,6 +5,7 @@ import sys
 from ..utils._files import write_atomically
 from ..utils._months import check_months
 from .budget import format_choices, plot_frontier, recommend
+from .class_incremental import write_class_table
 from .findings import format_findings, judge_claims
 from .report import (
     aggregate,
@@ -80,6 +81,8 @@ def publish(plan, results, wall_seconds):
     print()
     print(format_findings(findings) if findings else
           "findings (the original study's claims): judged without --budget only")
+    if plan.args.new_classes:
+        written.append(write_class_table(out, results, reference))
     print(f"\n{len(results)} task(s) in {wall_seconds:.1f} s; wrote {', '.join(written)} "
           f"to {out}")
 
