@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from ..utils._text import text_table
+from .findings import interval
 
 #: A strategy may exceed its budget by this factor (whole epochs) and still count.
 WITHIN_BUDGET = 1.05
@@ -24,16 +25,18 @@ def _mean(found):
     return None if not found or found.get("mean") is None else found["mean"]
 
 
-def recommend(summary, budgets, *, reference="retrain", baseline="naive"):
+def recommend(summary, budgets, *, seed_rows=(), reference="retrain", baseline="naive"):
     """Return, per budget, the strategy to use and how close it comes to the reference.
 
     The rule: among the strategies run at the budget whose measured cost
     (mean relative rows through forward+backward) is at most ``budget *
-    WITHIN_BUDGET``, keep those whose next-month score is at least
+    WITHIN_BUDGET``, keep those whose next-month score is not below
     ``baseline``'s at the same budget (the deployed model must not get
-    worse); recommend the one with the highest past-months mean. If none
-    keeps the baseline's next-month score, the highest mean within budget is
-    named, with ``keeps_next_month`` False.
+    worse): the paired 95% interval over seeds of the difference reaches 0
+    (with one seed, or without ``seed_rows``: the mean difference is at
+    least 0). Recommend the one with the highest past-months mean. If none
+    is kept, the highest mean within budget is named, with
+    ``keeps_next_month`` False.
 
     Parameters
     ----------
@@ -41,6 +44,9 @@ def recommend(summary, budgets, *, reference="retrain", baseline="naive"):
         :func:`~skcl._benchmark.report.aggregate`'s rows.
     budgets : list of float
         The run's budgets.
+    seed_rows : list of dict, default=()
+        :func:`~skcl._benchmark.report.seed_summaries`' rows, for the paired
+        differences to the baseline.
     reference, baseline : str
         Registry names of the reference (retrain) and of the baseline whose
         next-month score must be kept (naive fine-tuning).
@@ -51,10 +57,11 @@ def recommend(summary, budgets, *, reference="retrain", baseline="naive"):
         Per budget: ``budget``, ``strategy`` (None if nothing ran within
         it), ``mean_score``, ``gap_to_reference``, ``next_month_score``,
         ``cost`` (intervals), ``baseline_next_month`` (the baseline's
-        interval at this budget, or None), ``keeps_next_month``,
-        ``target_met`` (mean gap within ``TARGET_GAP`` of the reference
-        and next-month score at least the baseline's, both on means over
-        seeds), ``n_candidates``.
+        interval at this budget, or None), ``next_month_vs_baseline`` (the
+        paired difference, an interval, or None), ``keeps_next_month``,
+        ``target_met`` (the issue's target, on means over seeds: gap to the
+        reference at least ``-TARGET_GAP`` and next-month score at least the
+        baseline's), ``n_candidates``.
     """
     choices = []
     for budget in budgets:
@@ -63,44 +70,78 @@ def recommend(summary, budgets, *, reference="retrain", baseline="naive"):
                 and _mean(row["cost"]) <= budget * WITHIN_BUDGET]
         base = next((row for row in summary if row.get("budget") == budget
                      and row["base"] == baseline), None)
-        floor = _mean(base["next_month_score"]) if base else None
-        keeping = [row for row in rows if floor is None
-                   or (_mean(row["next_month_score"]) or -math.inf) >= floor]
-        pool = keeping or rows
-        best = max(pool, key=lambda row: row["mean_score"]["mean"], default=None)
+        versus = {row["strategy"]: _next_month_difference(row, base, seed_rows)
+                  for row in rows}
+        keeping = [row for row in rows if _not_below(versus[row["strategy"]])]
+        best = max(keeping or rows, key=lambda row: row["mean_score"]["mean"], default=None)
         choice = {"budget": budget, "strategy": None, "n_candidates": len(rows),
                   "baseline_next_month": base["next_month_score"] if base else None}
         if best is not None:
             gap = _mean(best["gap_to_reference"])
-            keeps = bool(keeping)
+            difference = versus[best["strategy"]]
             choice.update(
                 strategy=best["strategy"], mean_score=best["mean_score"],
                 gap_to_reference=best["gap_to_reference"],
                 next_month_score=best["next_month_score"], cost=best["cost"],
-                keeps_next_month=keeps,
-                target_met=bool(keeps and gap is not None and gap >= -TARGET_GAP))
+                next_month_vs_baseline=difference, keeps_next_month=bool(keeping),
+                target_met=bool(gap is not None and gap >= -TARGET_GAP
+                                and (difference is None or difference["mean"] >= 0)))
         choices.append(choice)
     return choices
+
+
+def _next_month_difference(row, base, seed_rows):
+    """Paired next-month difference of ``row`` to ``base`` over seeds, or None."""
+    if base is None:
+        return None
+    if base["strategy"] == row["strategy"]:
+        return {"mean": 0.0, "low": 0.0, "high": 0.0, "n": row.get("n_seeds")}
+    by_seed = {}
+    for seed_row in seed_rows:
+        if seed_row["strategy"] in (row["strategy"], base["strategy"]):
+            by_seed.setdefault(seed_row["seed"], {})[seed_row["strategy"]] = (
+                seed_row.get("next_month_score"))
+    pairs = [(values[row["strategy"]], values[base["strategy"]])
+             for values in by_seed.values()
+             if values.get(row["strategy"]) is not None
+             and values.get(base["strategy"]) is not None]
+    if not pairs:
+        mine, theirs = _mean(row["next_month_score"]), _mean(base["next_month_score"])
+        if mine is None or theirs is None:
+            return None
+        return {"mean": mine - theirs, "low": None, "high": None, "n": 1}
+    return interval([a - b for a, b in pairs]).as_dict()
+
+
+def _not_below(difference):
+    """Whether a paired difference does not show a worse next month (None: no baseline)."""
+    if difference is None:
+        return True
+    if difference.get("high") is None:
+        return difference["mean"] >= 0
+    return difference["high"] >= 0
 
 
 def format_choices(choices, metric, reference="retrain"):
     """Return the per-budget choices as an aligned text table with a note on the rule."""
     lines = [["budget", "use", "mean", f"gap to {reference}", "next month",
-              "naive next month", "cost", "target"]]
+              "vs naive", "naive next month", "cost", "target"]]
     for choice in choices:
         if choice["strategy"] is None:
-            lines.append([f"{choice['budget']:g}", "(nothing within budget)"] + [""] * 6)
+            lines.append([f"{choice['budget']:g}", "(nothing within budget)"] + [""] * 7)
             continue
-        target = "met" if choice["target_met"] else (
-            "not met" if choice["keeps_next_month"] else "not met (below naive next month)")
+        target = "met" if choice["target_met"] else "not met"
         lines.append([f"{choice['budget']:g}", choice["strategy"],
                       _pm(choice["mean_score"]), _pm(choice["gap_to_reference"], True),
-                      _pm(choice["next_month_score"]), _pm(choice["baseline_next_month"]),
+                      _pm(choice["next_month_score"]),
+                      _pm(choice["next_month_vs_baseline"], True),
+                      _pm(choice["baseline_next_month"]),
                       _pm(choice["cost"], fmt="{:.3f}x"), target])
     note = (f"metric: {metric}; per budget, the strategy to use: the highest past-months "
             f"mean among those within the budget (measured cost <= {WITHIN_BUDGET:g} x "
-            "budget) whose next-month score is at least naive's at that budget; target: "
-            f"mean gap >= -{TARGET_GAP:g} and next month >= naive's")
+            "budget) whose next month is not below naive's at that budget (vs naive: "
+            "paired difference over seeds, its 95% interval reaching 0); target (the "
+            f"issue's, on means): gap >= -{TARGET_GAP:g} and next month >= naive's")
     return "\n".join(text_table(lines) + [note])
 
 

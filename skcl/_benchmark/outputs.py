@@ -40,7 +40,8 @@ def publish(plan, results, wall_seconds):
     summary = aggregate(rows)
     # the study's claims compare strategies at their own settings, not at a budget
     findings = [] if plan.budgets else judge_claims(per_seed_values(rows))
-    choices = recommend(summary, plan.budgets, reference=reference) if plan.budgets else []
+    choices = (recommend(summary, plan.budgets, seed_rows=rows, reference=reference)
+               if plan.budgets else [])
     labels = list(dict.fromkeys(result["strategy"] for result in results))
     bases = {result["strategy"]: result.get("base", result["strategy"]) for result in results}
     write_results_csv(out / "results.csv", results)
