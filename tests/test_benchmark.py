@@ -660,7 +660,7 @@ def test_budget_names_the_strategy_to_use_per_budget(budget_run):
                   and row["cost"]["mean"] <= budget * 1.05]
         naive = f"naive@{budget:g}"
 
-        def versus(label):
+        def versus(label, naive=naive):
             return interval([per_seed[seed, label] - per_seed[seed, naive]
                              for seed in (0, 1)])
 

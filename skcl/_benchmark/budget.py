@@ -8,8 +8,6 @@ aggregated summary by one rule (:func:`recommend`), and
 of every strategy against its measured cost.
 """
 
-import math
-
 import numpy as np
 
 from ..utils._text import text_table
