@@ -2,9 +2,12 @@
 
 The file follows one month's life: the public entry points (``fit``,
 ``partial_fit``), the month driver ``_fit_month``, then the steps it takes in
-order (checks, start of stream, settings changed between months, device copy,
-initialization, the epochs and their batches, the loss, the end of the month),
-then inference, parameters, rollback and persistence.
+order (checks, start of stream, settings changed between months, the month
+object, initialization, the epochs and their batches, the loss, the end of the
+month), then inference, parameters, rollback and persistence. The month's
+state (label, seed, rows, placement, counters) is one ``skcl._month.Month``,
+built once per month and dropped at its end; persistence and input validation
+live in ``skcl._persistence`` and ``skcl._validation``.
 """
 
 import copy
@@ -20,14 +23,15 @@ from sklearn.base import clone
 from sklearn.utils.multiclass import check_classification_targets
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
-from skorch.dataset import Dataset, unpack_data
+from skorch.dataset import unpack_data
 from skorch.net import NeuralNet
 
 from . import _persistence
-from ._batching import DeviceBatchIterator, RowsDataset, dataset_tensors, shared_tensor
+from ._batching import DeviceBatchIterator
 from ._compiled_step import compiled_train_step
+from ._month import Month, as_dataset, place_rows
 from ._persistence import _SKORCH_STATE
-from ._sparse import host_rows, is_scipy_sparse, to_csr, to_torch_csr
+from ._sparse import host_rows, is_scipy_sparse
 from ._validation import _NO_Y, _validate_input
 from .modules import MLP
 from .regularizers._base import training_hooks
@@ -38,7 +42,7 @@ from .utils._months import check_month_label, missing_mask, stream_months
 from .utils._params import carry_over_params
 from .utils._predict import ArgmaxPredictMixin
 from .utils._rollback import atomic, save_shallow_state
-from .utils._seeding import draw_seed, make_rng, seeded_global_torch, torch_generator
+from .utils._seeding import draw_seed, make_rng, seeded_global_torch
 from .utils._sklearn_compat import (
     HasMethods,
     Interval,
@@ -50,9 +54,6 @@ from .utils._sklearn_compat import (
 
 __all__ = ["ContinualClassifier"]
 
-# Dense data larger than this share of the free CUDA memory stays on the host
-# and is streamed to the device in chunks instead of copied whole.
-_DEVICE_BUDGET_FRACTION = 0.5
 # parameters that rebuild the network: refused once it is trained
 _ARCHITECTURE_PARAMS = ("module", "criterion")
 
@@ -411,8 +412,12 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         if month is None:
             month = self.n_months_seen_
         y_encoded = np.searchsorted(self.classes_, y)
-
-        X_month, y_month, X_train, y_train = self._month_data(X, y_encoded)
+        if self.update == "retrain":
+            self.past_data_.memmap_dir = self.memmap_dir
+            self.past_data_.append(X, y_encoded)
+        month = Month(month, seed, X, y_encoded, self.device,
+                      history=self.__dict__.get("past_data_"))
+        X_train, y_train = month.X_train, month.y_train
 
         initialize = not self.initialized_ or self.update == "retrain"
         if initialize:
@@ -425,8 +430,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         for epoch in self.history_:
             if epoch.get("batches"):
                 epoch["batches"] = []
-        self._month = {"label": month, "first_epoch": len(self.history_), "batches": 0,
-                       "generator": torch_generator(seed)}
+        month.first_epoch = len(self.history_)
+        self._month = month
         try:
             with self._global_rng_for_training(seed):
                 self.notify("on_train_begin", X=X_train, y=y_train)
@@ -439,12 +444,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                     self._set_lr(lr)
                 self.notify("on_train_end", X=X_train, y=y_train)
             self._check_month_trained(len(X_train))
-            self.on_month_end(X_month, y_month, month)
+            self.on_month_end(month.X_strategies, month.y_strategies, month.label)
         finally:
             self.__dict__.pop("_month", None)
-            self.__dict__.pop("_epoch_source", None)
 
-        self.months_ = [*self.months_, month]
+        self.months_ = [*self.months_, month.label]
         self.n_months_seen_ += 1
         self.n_samples_seen_ += len(y)
 
@@ -570,64 +574,6 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             )
 
     # ------------------------------------------------------------------
-    # 3. the month's data on the device
-    # ------------------------------------------------------------------
-    def _to_device(self, array, dtype=torch.float32):
-        # a copy: the caller's array (possibly read-only, as pandas hands out)
-        # is never shared with training state
-        if is_scipy_sparse(array):
-            return to_torch_csr(to_csr(array), device=self.device).to(dtype)
-        return torch.tensor(np.asarray(array), dtype=dtype, device=self.device)
-
-    def _month_data(self, X, y_encoded):
-        """The month for the strategies, and what it trains on.
-
-        Returns ``(X_month, y_month, X_train, y_train)``. ``X_month`` /
-        ``y_month`` (for :meth:`on_month_end`) are tensors on ``device``; a
-        sparse month is one ``torch.sparse_csr`` tensor (its non-zeros only).
-        What the epochs iterate over: the month's tensors (dense), the month
-        on the host as a :class:`~skcl._batching.RowsDataset` (sparse: batches
-        go to ``device`` one by one), or, under ``update="retrain"``, every
-        past row in ``past_data_``, appended to once (a read-only chunk) and
-        gathered batch by batch, never copied whole.
-        """
-        if self.update == "retrain":
-            self.past_data_.memmap_dir = self.memmap_dir
-            self.past_data_.append(X, y_encoded)
-            chunk, labels = self.past_data_.chunks()[-1]
-            # the month as the store holds it: no copy on CPU
-            X_month = (to_torch_csr(chunk, device=self.device) if is_scipy_sparse(chunk)
-                       else shared_tensor(chunk, device=self.device))
-            y_month = torch.as_tensor(labels, dtype=torch.long, device=self.device)
-            return X_month, y_month, RowsDataset(self.past_data_, device=self.device), None
-        y_month = self._to_device(y_encoded, dtype=torch.long)
-        if is_scipy_sparse(X):
-            X = to_csr(X)
-            return (self._to_device(X), y_month,
-                    RowsDataset(X, y_encoded, device=self.device), None)
-        if not self._fits_device(X):
-            # streamed from the host; the strategies' hooks get the month on
-            # the host (the Fisher estimators move it chunk by chunk)
-            X = np.ascontiguousarray(X, dtype=np.float32)
-            return (shared_tensor(X), y_month,
-                    RowsDataset(X, y_encoded, device=self.device), None)
-        X_month = self._to_device(X)
-        return X_month, y_month, X_month, y_month
-
-    def _fits_device(self, X):
-        """Whether dense rows ``X`` fit the device's budget (always on CPU).
-
-        On CUDA the budget is ``_DEVICE_BUDGET_FRACTION`` of the free device
-        memory; larger data stays on the host and is streamed in chunks
-        through pinned buffers (see :class:`~skcl._batching.DeviceBatchIterator`).
-        """
-        device = torch.device(self.device) if self.device is not None else None
-        if device is None or device.type != "cuda":
-            return True
-        free, _ = torch.cuda.mem_get_info(device)
-        return X.shape[0] * X.shape[1] * 4 <= _DEVICE_BUDGET_FRACTION * free
-
-    # ------------------------------------------------------------------
     # 4. initialization (first month, and every month under retrain)
     # ------------------------------------------------------------------
     def _initialize_month_state(self):
@@ -680,6 +626,16 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     def _set_lr(self, lr):
         for group in self.optimizer_.param_groups:
             group["lr"] = lr
+
+    def _set_training(self, training=True):
+        # skorch sets the mode before every batch; ``Module.train`` walks and
+        # re-assigns every submodule (~30 us a step on a small MLP), so it is
+        # skipped when every module is in that mode already (same result)
+        for name in self._modules + self._criteria:
+            module = getattr(self, name + "_")
+            if isinstance(module, torch.nn.Module) and any(
+                    sub.training != training for sub in module.modules()):
+                module.train(training)
 
     # ------------------------------------------------------------------
     # 5. the epochs
@@ -766,7 +722,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         month = self.__dict__.get("_month")
         if kwargs["shuffle"] and month is not None and _accepts(self.iterator_train,
                                                                 "generator"):
-            kwargs.setdefault("generator", month["generator"])
+            kwargs.setdefault("generator", month.generator)
         return self.iterator_train(dataset, **kwargs)
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
@@ -826,27 +782,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         rehearsal = getattr(self, "rehearsal_", None)
         if rehearsal is None or not _is_fitted(rehearsal):
             return dataset
-        cached = self.__dict__.get("_epoch_source")
-        if cached is not None and cached[0] is dataset:
-            X_new, y_new = cached[1:]
-        elif isinstance(dataset, RowsDataset) and not isinstance(dataset.X, RowStore):
-            X_new, y_new = dataset.X, dataset.y    # the month on the host already
-        else:
-            tensors = dataset_tensors(dataset)
-            if tensors is None:
-                raise TypeError(
-                    "rehearsal needs in-memory training data, but skorch built a "
-                    f"{type(dataset).__name__}; pass numpy arrays or DataFrames"
-                )
-            X_new, y_new = (t.cpu().numpy() for t in tensors)
-            # one host copy of the month for all its epochs (dropped at month end)
-            self.__dict__["_epoch_source"] = (dataset, X_new, y_new)
+        # the mix is drawn from the month's host rows and uploaded once
+        X_new, y_new = self.__dict__["_month"].host_rows_of(dataset)
         X_mix, y_mix = rehearsal.fit_resample(X_new, y_new)
-        if is_scipy_sparse(X_mix):
-            return RowsDataset(to_csr(X_mix), y_mix, device=self.device)
-        if not self._fits_device(X_mix):
-            return RowsDataset(X_mix, y_mix, device=self.device)
-        return Dataset(self._to_device(X_mix), self._to_device(y_mix, dtype=torch.long))
+        return as_dataset(*place_rows(X_mix, y_mix, self.device))
 
     # ------------------------------------------------------------------
     # 6. one training step, and its loss
@@ -970,19 +909,19 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         for batch in batches:
             loss = batch.get(prefix + "_loss")
             if loss is not None and not np.isfinite(loss):
-                epoch = len(self.history) - month["first_epoch"]
+                epoch = len(self.history) - month.first_epoch
                 raise FloatingPointError(
-                    f"training loss became {loss} in month {month['label']!r} (epoch "
+                    f"training loss became {loss} in month {month.label!r} (epoch "
                     f"{epoch} of that month); the model diverged and the month was "
                     "rolled back: lower lr/finetune_lr, scale the features, or lower "
                     "the regularizer's lam"
                 )
-        month["batches"] += len(batches)
+        month.n_batches += len(batches)
         self.n_samples_processed_ += sum(batch.get(prefix + "_batch_size", 0)
                                          for batch in batches)
 
     def _check_month_trained(self, n_rows):
-        if self.__dict__["_month"]["batches"] == 0:
+        if self.__dict__["_month"].n_batches == 0:
             raise ValueError(
                 f"the month trained on no batch: its {n_rows} training rows make no "
                 f"full batch of batch_size={self.batch_size} with "
@@ -1015,7 +954,12 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         if self.regularizer_ is not None:
             self.regularizer_.consolidate(self, X, y)
         if self.rehearsal_ is not None:
-            self.rehearsal_.partial_fit(host_rows(X), y.cpu().numpy(), month=month)
+            current = self.__dict__.get("_month")
+            if current is not None and X is current.X_strategies:
+                X_host, y_host = current.X, current.y   # the month's host rows
+            else:
+                X_host, y_host = host_rows(X), y.cpu().numpy()
+            self.rehearsal_.partial_fit(X_host, y_host, month=month)
         if self.keep_snapshots:
             self.snapshots_ = [*self.snapshots_, {
                 k: v.detach().to("cpu", copy=True) for k, v in self.module_.state_dict().items()
@@ -1045,12 +989,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             # skorch callbacks score on the validation Dataset (encoded labels)
             return NeuralNet.predict_proba(self, X)
         X = self._validate_features(X)
-        if is_scipy_sparse(X):
-            # batches of the host CSR rows go to the device one by one
-            return NeuralNet.predict_proba(self, RowsDataset(to_csr(X), device=self.device))
-        if not self._fits_device(X):
-            return NeuralNet.predict_proba(self, RowsDataset(X, device=self.device))
-        return NeuralNet.predict_proba(self, self._to_device(X))
+        return NeuralNet.predict_proba(self, place_rows(X, device=self.device)[0])
 
     def check_is_fitted(self, attributes=None, *args, **kwargs):
         """Raise ``NotInitializedError`` (a ``NotFittedError``) before the first fit.
