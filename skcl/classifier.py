@@ -255,7 +255,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         "batch_size": [Interval(Integral, 1, None, closed="left"),
                        Options(Integral, {-1})],
         "update": [StrOptions({"finetune", "retrain"})],
-        "regularizer": [HasMethods(["penalty", "consolidate"]), None],
+        # consolidate, plus whichever training hooks it needs (skcl.Regularizer)
+        "regularizer": [HasMethods(["consolidate"]), None],
         "rehearsal": [HasMethods(["fit_resample", "partial_fit"]), None],
         "keep_snapshots": ["boolean"],
         "memmap_dir": [str, os.PathLike, None],
@@ -461,7 +462,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         # the strategy objects' own constraints, checked before any training
         for name in ("regularizer", "rehearsal"):
             strategy = getattr(self, name)
-            own_check = getattr(strategy, "_check_params", None)
+            own_check = getattr(strategy, "check_params", None)
             if own_check is not None:
                 own_check()  # e.g. the buffer's memmap_dir, before any training
             elif hasattr(strategy, "_parameter_constraints"):
@@ -1187,7 +1188,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         for name in ("regularizer_", "rehearsal_", "past_data_"):
             strategy = self.__dict__.get(name)
             if strategy is not None:
-                save = getattr(strategy, "_save_state", None)
+                save = getattr(strategy, "save_state", None)
                 restores.append(save() if save is not None else save_shallow_state(strategy))
         rng = self.__dict__.get("rng_")
         if rng is not None:

@@ -5,6 +5,9 @@ import functools
 import torch
 from sklearn.base import BaseEstimator
 
+from ..utils._rollback import save_shallow_state
+from ..utils._sklearn_compat import validate_parameter_constraints
+
 
 class Regularizer(BaseEstimator):
     """Base class of loss- and gradient-level strategies.
@@ -30,7 +33,9 @@ class Regularizer(BaseEstimator):
     ``consolidate(net, X, y)`` after every month, the first included.
     Tensors kept in fitted attributes should live on the module's device; the
     classifier maps them to the CPU when a CUDA-trained model is loaded on a
-    CPU-only machine.
+    CPU-only machine. The classifier also calls two protocol methods, whose
+    defaults suit most strategies: :meth:`check_params` before any training,
+    and :meth:`save_state` before every month (its rollback).
 
     The fast penalty path: a regularizer may also implement
     ``add_penalty_grad(module) -> tensor``, which adds the penalty's exact
@@ -82,6 +87,42 @@ class Regularizer(BaseEstimator):
     >>> len(clf.regularizer_.anchor_) == len(list(clf.module_.parameters()))
     True
     """
+
+    def check_params(self):
+        """Check the hyper-parameters; raise before any training if one is invalid.
+
+        Called by :class:`~skcl.ContinualClassifier` at the start of every
+        ``fit`` / ``partial_fit``. The default validates the class's
+        ``_parameter_constraints`` (scikit-learn's declarative constraints),
+        if it declares any. Safe to override if the signature is kept (call
+        ``super()``).
+
+        Raises
+        ------
+        sklearn.utils._param_validation.InvalidParameterError
+            A parameter out of its declared range (a ``ValueError``).
+        """
+        constraints = getattr(self, "_parameter_constraints", None)
+        if constraints is not None:
+            validate_parameter_constraints(constraints, self.get_params(deep=False),
+                                           caller_name=type(self).__name__)
+
+    def save_state(self):
+        """Record the fitted state; return the function that puts it back.
+
+        Called by :class:`~skcl.ContinualClassifier` before every month, so a
+        month that fails leaves the strategy exactly as it was. The default
+        records the attributes by reference, which is correct when fitted
+        attributes are replaced, never changed in place (the convention the
+        built-in strategies follow). Override it (keeping the signature) for
+        state changed in place, as the strategies with a replay memory do.
+
+        Returns
+        -------
+        restore : callable
+            Called without arguments, puts the recorded state back.
+        """
+        return save_shallow_state(self)
 
     def penalty(self, module):
         """Return the penalty for ``module``'s current weights, a scalar tensor.

@@ -44,7 +44,7 @@ class _MemoryStrategy(Regularizer):
             tensors.append(torch.as_tensor(drawn[3], dtype=torch.float32, device=net.device))
         return tensors
 
-    def _save_state(self):
+    def save_state(self):
         # the memory's rows and generator change during a month: record them
         # too, so a month rolled back by the classifier leaves them as they were
         attributes = dict(self.__dict__)
