@@ -12,7 +12,6 @@ live in ``skcl._persistence`` and ``skcl._validation``.
 
 import copy
 import inspect
-import linecache
 import os
 from contextlib import nullcontext
 from numbers import Integral, Real
@@ -37,6 +36,7 @@ from .modules import MLP
 from .regularizers._base import training_hooks
 from .storage import RowStore
 from .utils._fitted import reset_fitted_attributes
+from .utils._interrupts import stopped_by_callback
 from .utils._labels import check_month_classes
 from .utils._months import check_month_label, missing_mask, stream_months
 from .utils._params import carry_over_params
@@ -658,20 +658,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                 raise
 
     def _stopped_by_callback(self, exc):
-        # skorch's convention, kept by its own partial_fit: a callback stops
-        # training by raising KeyboardInterrupt in on_epoch_end (EarlyStopping).
-        # A real Ctrl-C lands wherever the interpreter is, not on that raise.
-        tb = exc.__traceback__
-        while tb.tb_next is not None:
-            tb = tb.tb_next
-        frame = tb.tb_frame
-        owner = frame.f_locals.get("self")
-        if frame.f_code.co_name != "on_epoch_end":
-            return False
-        if not any(owner is callback for _, callback in getattr(self, "callbacks_", [])):
-            return False
-        line = linecache.getline(frame.f_code.co_filename, tb.tb_lineno).strip()
-        return line.startswith("raise")
+        # skorch's convention: a callback stops training by raising
+        # KeyboardInterrupt in on_epoch_end (EarlyStopping); told from Ctrl-C
+        # by the instruction it was raised at (utils/_interrupts.py)
+        return stopped_by_callback(exc, getattr(self, "callbacks_", []))
 
     def check_data(self, X, y):
         """Accept the training data as is: ``classes_`` is fixed at the first month.
