@@ -855,7 +855,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         penalty's gradient after ``backward()`` in :meth:`train_step_single`
         and its value to the step's loss, so ``train_loss`` includes it all
         the same), and so is its ``batch_loss(self, X, y_true, y_pred,
-        month_index)`` if it has one (distillation, replayed logits). Safe to
+        n_months_seen_)`` if it has one (distillation, replayed logits). Safe to
         override if the signature is kept.
 
         Parameters

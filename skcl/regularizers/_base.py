@@ -19,7 +19,7 @@ class Regularizer(BaseEstimator):
 
     ``penalty(module) -> tensor``
         A term on the weights alone, added to every training loss (EWC, L2).
-    ``batch_loss(net, X, y, y_pred, month_index) -> tensor or None``
+    ``batch_loss(net, X, y, y_pred, n_months_seen) -> tensor or None``
         A term that sees the training batch and the model's output on it
         (distillation: :class:`LwF`, :class:`DERpp`).
     ``after_backward(net, X, y) -> tensor or None``
@@ -124,6 +124,10 @@ class Regularizer(BaseEstimator):
         """
         return save_shallow_state(self)
 
+    def _count_consolidation(self):
+        # the built-in strategies' month counter, n_consolidations_
+        self.n_consolidations_ = self.__dict__.get("n_consolidations_", 0) + 1
+
     def penalty(self, module):
         """Return the penalty for ``module``'s current weights, a scalar tensor.
 
@@ -146,7 +150,7 @@ class Regularizer(BaseEstimator):
             f"{type(self).__name__} must implement penalty(module)"
         )
 
-    def batch_loss(self, net, X, y, y_pred, month_index):
+    def batch_loss(self, net, X, y, y_pred, n_months_seen):
         """Return a loss term for one training batch, or ``None`` for none.
 
         Optional: implement it for a term that needs the batch or the model's
@@ -167,8 +171,10 @@ class Regularizer(BaseEstimator):
         y_pred : torch.Tensor of shape (n_samples, n_classes)
             The module's output on ``X`` (logits with the default module),
             part of the autograd graph.
-        month_index : int
-            Months trained before this one (0 during the first month).
+        n_months_seen : int
+            The classifier's ``n_months_seen_``: months trained before this
+            one (0 during the first month). Passed positionally, so an
+            override may name it as it likes (it was ``month_index``).
 
         Returns
         -------

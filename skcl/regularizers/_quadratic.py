@@ -131,7 +131,7 @@ class ImportanceRegularizer(Regularizer):
         anchor = self._snapshot(net.module_)
         importance = self._flat_importance(self.estimate_importance(net, X, y), anchor)
         self._update_penalty(anchor, importance)
-        self.n_consolidations_ = self.__dict__.get("n_consolidations_", 0) + 1
+        self._count_consolidation()
         return self
 
     def _update_penalty(self, anchor, importance):
