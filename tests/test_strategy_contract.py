@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from conftest import month_slices
+from _helpers import month_slices
 from torch import nn
 
 from skcl import (
