@@ -163,28 +163,31 @@ class Month:
                                  else shared_tensor(X))
             self.y_strategies = device_tensor(self.y, self.device, dtype=torch.long)
 
-    def host_rows_of(self, dataset):
-        """The host rows ``(X, y)`` behind a training ``dataset`` of this month.
 
-        ``dataset`` is what skorch built from :attr:`X_train` (or a
-        ``train_split`` part of it), or a host-rows dataset; the rows come from
-        :attr:`X` / :attr:`y`, never back from the device. Any other dataset
-        (an override of ``get_dataset``) is read back from its tensors, or
-        refused when it has none.
-        """
-        indices = None
-        if isinstance(dataset, Subset):
-            indices, dataset = np.asarray(dataset.indices), dataset.dataset
-        if isinstance(dataset, RowsDataset) and not isinstance(dataset.X, RowStore):
-            X, y = dataset.X, dataset.y
-        elif isinstance(dataset, Dataset) and dataset.X is self.X_train:
-            X, y = self.X, self.y
-        else:
-            tensors = dataset_tensors(dataset if indices is None else Subset(dataset, indices))
-            if tensors is None:
-                raise TypeError(
-                    "rehearsal needs in-memory training data, but skorch built a "
-                    f"{type(dataset).__name__}; pass numpy arrays or DataFrames"
-                )
-            return tuple(t.cpu().numpy() for t in tensors)
-        return (X, y) if indices is None else (X[indices], y[indices])
+def host_rows_of(dataset, month=None):
+    """The host rows ``(X, y)`` behind a training ``dataset``.
+
+    ``dataset`` is what skorch built from ``month.X_train`` (or a
+    ``train_split`` part of it), or a host-rows dataset; the rows then come
+    from ``month.X`` / ``month.y`` (or the dataset's own host rows), never
+    back from the device. Any other dataset (an override of ``get_dataset``,
+    a ``fit_loop`` called outside a month) is read back from its tensors, or
+    refused when it has none.
+    """
+    indices = None
+    if isinstance(dataset, Subset):
+        indices, dataset = np.asarray(dataset.indices), dataset.dataset
+    if isinstance(dataset, RowsDataset) and not isinstance(dataset.X, RowStore):
+        X, y = dataset.X, dataset.y
+    elif (month is not None and isinstance(dataset, Dataset)
+          and dataset.X is month.X_train):
+        X, y = month.X, month.y
+    else:
+        tensors = dataset_tensors(dataset if indices is None else Subset(dataset, indices))
+        if tensors is None:
+            raise TypeError(
+                "rehearsal needs in-memory training data, but skorch built a "
+                f"{type(dataset).__name__}; pass numpy arrays or DataFrames"
+            )
+        return tuple(t.cpu().numpy() for t in tensors)
+    return (X, y) if indices is None else (X[indices], y[indices])

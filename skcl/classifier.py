@@ -28,7 +28,7 @@ from skorch.net import NeuralNet
 from . import _persistence
 from ._batching import DeviceBatchIterator
 from ._compiled_step import compiled_train_step
-from ._month import Month, as_dataset, place_rows
+from ._month import Month, as_dataset, host_rows_of, place_rows
 from ._persistence import _SKORCH_STATE
 from ._sparse import host_rows, is_scipy_sparse
 from ._validation import _NO_Y, _validate_input
@@ -774,7 +774,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         if rehearsal is None or not _is_fitted(rehearsal):
             return dataset
         # the mix is drawn from the month's host rows and uploaded once
-        X_new, y_new = self.__dict__["_month"].host_rows_of(dataset)
+        # (outside a month, e.g. a direct fit_loop call, read back from the dataset)
+        X_new, y_new = host_rows_of(dataset, self.__dict__.get("_month"))
         X_mix, y_mix = rehearsal.fit_resample(X_new, y_new)
         return as_dataset(*place_rows(X_mix, y_mix, self.device))
 

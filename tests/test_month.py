@@ -82,3 +82,31 @@ def test_predict_proba_on_a_float32_matrix_matches_a_copy():
     clf.partial_fit(X, y, classes=[0, 1])
     np.testing.assert_allclose(clf.predict_proba(X), clf.predict_proba(X.astype(np.float64)),
                                rtol=1e-6)
+
+
+def test_a_train_split_month_mixes_its_own_host_rows(monkeypatch):
+    """With a validation split, the mix reads the training part's host rows."""
+    from skorch.dataset import ValidSplit
+
+    from skcl import RehearsalBuffer
+    from skcl import _month as month_module
+
+    def no_read_back(dataset):
+        raise AssertionError("the month was read back from the device")
+
+    monkeypatch.setattr(month_module, "dataset_tensors", no_read_back)
+    X, y = _rows(200)
+    mixes = []
+    original = RehearsalBuffer.fit_resample
+
+    def recording(self, X_new, y_new):
+        mixes.append(len(y_new))
+        return original(self, X_new, y_new)
+
+    monkeypatch.setattr(RehearsalBuffer, "fit_resample", recording)
+    clf = ContinualClassifier(module__hidden_units=(8,), max_epochs=2, random_state=0,
+                              train_split=ValidSplit(4),
+                              rehearsal=RehearsalBuffer(capacity=50, random_state=0))
+    clf.partial_fit(X[:100], y[:100], classes=[0, 1])
+    clf.partial_fit(X[100:], y[100:])
+    assert mixes == [75, 75]  # the training part of month 2, once per epoch
