@@ -575,6 +575,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             )
 
     # ------------------------------------------------------------------
+    # 3. the month's data: skcl/_month.py (Month, place_rows), built in
+    #    _fit_month; a float32 month on the CPU is trained in place
+    # ------------------------------------------------------------------
+
+    # ------------------------------------------------------------------
     # 4. initialization (first month, and every month under retrain)
     # ------------------------------------------------------------------
     def _initialize_month_state(self):
@@ -937,7 +942,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             The month's features, on ``device``; of layout
             ``torch.sparse_csr`` when the month was sparse. A dense month
             larger than the device's budget (see :ref:`memory`) stays on the
-            host (a CPU tensor), as does nothing else.
+            host (a CPU tensor), as does nothing else. On the CPU a float32
+            month is the caller's own memory, shared: copy the rows you keep.
         y : torch.Tensor of shape (n_samples,)
             The month's encoded labels (indices into ``classes_``), on ``device``.
         month : hashable
