@@ -1,0 +1,163 @@
+"""One rank of the distributed tests: ``python tests/_distributed_worker.py OUT NAME...``.
+
+Started by ``tests/test_distributed.py`` with the environment torchrun sets
+(``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR=127.0.0.1``, ``MASTER_PORT``); trains
+each named scenario with ``distributed=True`` and saves what the tests
+compare in ``OUT/<name>-rank<RANK>.pt``. The test module builds the same
+scenarios in one process with :func:`make_estimator` and :func:`stream`.
+"""
+
+import os
+import sys
+
+import numpy as np
+import torch
+
+from skcl import AGEM, EWC, MAS, SI, ContinualClassifier, DERpp, LwF, RehearsalBuffer
+from skcl.datasets import make_drifting_stream
+from skcl.modules import MLP
+
+N_MONTHS = 3
+# 121 rows in batches of 40: the last batch of each epoch has one row, so rank 1
+# takes an empty share there (the stand-in row path)
+ROWS_PER_MONTH = 121
+BATCH_SIZE = 40
+
+SCENARIOS = {
+    "ewc_rehearsal": dict(regularizer=EWC(lam=100.0),
+                          rehearsal=RehearsalBuffer(capacity=150, replay_ratio=0.5)),
+    "ewc_subsampled": dict(regularizer=EWC(lam=50.0, max_samples=60)),
+    "ewc_variance": dict(regularizer=EWC(lam=50.0, fisher="variance")),
+    "si": dict(regularizer=SI(lam=1.0)),
+    "mas": dict(regularizer=MAS(lam=1.0, max_samples=90)),
+    "lwf": dict(regularizer=LwF(lam=1.0)),
+    "agem": dict(regularizer=AGEM(sample_size=32)),
+    "derpp": dict(regularizer=DERpp(batch_size=16)),
+    "retrain": dict(update="retrain"),
+}
+
+
+def stream():
+    """The tiny stream every scenario trains on: (X, y, months)."""
+    return make_drifting_stream(n_months=N_MONTHS, n_samples_per_month=ROWS_PER_MONTH,
+                                random_state=0)
+
+
+def make_estimator(name, distributed, **extra):
+    """The scenario's classifier (the same on every rank and in one process)."""
+    params = dict(module__hidden_units=(16,), max_epochs=2, batch_size=BATCH_SIZE,
+                  lr=1e-2, random_state=0, distributed=distributed)
+    params.update(SCENARIOS.get(name, {}))
+    params.update(extra)
+    return ContinualClassifier(**params)
+
+
+def summary(clf):
+    """What the tests compare: weights, strategy state, history, counters."""
+    result = {
+        "state": {k: v.detach().cpu().clone() for k, v in clf.module_.state_dict().items()},
+        "train_loss": [row["train_loss"] for row in clf.history_],
+        "n_samples_processed": clf.n_samples_processed_,
+        "months": list(clf.months_),
+    }
+    regularizer = clf.regularizer_
+    if regularizer is not None and "penalty_weight_" in vars(regularizer):
+        weight = regularizer.penalty_weight_
+        result["importance"] = None if weight is None else weight.detach().cpu().clone()
+    if clf.rehearsal_ is not None:
+        result["buffer_y"] = np.asarray(clf.rehearsal_.y_).copy()
+    return result
+
+
+class _FailingModule(MLP):
+    """An MLP whose forward raises on one rank from a given training step on."""
+
+    def forward(self, X):
+        if self.training and os.environ.get("SKCL_TEST_FAIL") == "step":
+            _FailingModule.calls = getattr(_FailingModule, "calls", 0) + 1
+            if os.environ["RANK"] == "1" and _FailingModule.calls > 3:
+                raise RuntimeError("injected failure on rank 1")
+        return super().forward(X)
+
+
+class _FailingEWC(EWC):
+    """EWC whose importance estimate raises on rank 1 when asked to."""
+
+    def estimate_importance(self, net, X, y):
+        if os.environ.get("SKCL_TEST_FAIL") == "consolidate" and os.environ["RANK"] == "1":
+            raise RuntimeError("injected consolidation failure on rank 1")
+        return super().estimate_importance(net, X, y)
+
+
+def _months(X, y, months):
+    for month in range(N_MONTHS):
+        yield X[months == month], y[months == month], month
+
+
+def run_parity(name, out):
+    X, y, months = stream()
+    clf = make_estimator(name, distributed=True)
+    for X_m, y_m, month in _months(X, y, months):
+        clf.partial_fit(X_m, y_m, classes=[0, 1], month=month)
+    clf.save_weights(os.path.join(out, f"{name}.weights"))
+    return summary(clf)
+
+
+def run_failure(kind, out):
+    """Two months, then a third that fails on rank 1 only: every rank must roll back."""
+    X, y, months = stream()
+    if kind == "step":
+        clf = make_estimator("ewc_rehearsal", distributed=True, module=_FailingModule,
+                             module__hidden_units=(16,))
+    else:
+        clf = make_estimator("ewc_rehearsal", distributed=True, regularizer=_FailingEWC())
+    months_data = list(_months(X, y, months))
+    for X_m, y_m, month in months_data[:2]:
+        clf.partial_fit(X_m, y_m, classes=[0, 1], month=month)
+    before = summary(clf)
+    os.environ["SKCL_TEST_FAIL"] = kind
+    X_m, y_m, month = months_data[2]
+    try:
+        clf.partial_fit(X_m, y_m, month=month)
+        error = None
+    except Exception as exc:  # what the test checks
+        error = f"{type(exc).__name__}: {exc}"
+    os.environ.pop("SKCL_TEST_FAIL")
+    after = summary(clf)
+    # the rolled-back estimator trains on: the ranks are still in step
+    clf.partial_fit(X_m, y_m, month=month)
+    return {"error": error, "before": before, "after": after, "resumed": summary(clf)}
+
+
+def run_mismatch(out):
+    """Rank 1 is given another month than rank 0: both must refuse it."""
+    X, y, months = stream()
+    clf = make_estimator("ewc_rehearsal", distributed=True)
+    month = 1 if os.environ["RANK"] == "1" else 0
+    try:
+        clf.partial_fit(X[months == month], y[months == month], classes=[0, 1])
+        error = None
+    except ValueError as exc:
+        error = str(exc)
+    return {"error": error, "fitted": hasattr(clf, "n_months_seen_")}
+
+
+def main(out, names):
+    from skcl.distributed import init_distributed
+
+    torch.set_num_threads(1)
+    init_distributed(backend="gloo", timeout=60)
+    rank = int(os.environ["RANK"])
+    for name in names:
+        if name.startswith("failure_"):
+            result = run_failure(name.removeprefix("failure_"), out)
+        elif name == "mismatch":
+            result = run_mismatch(out)
+        else:
+            result = run_parity(name, out)
+        torch.save(result, os.path.join(out, f"{name}-rank{rank}.pt"))
+    torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2:])
