@@ -387,7 +387,7 @@ def _row_mean_estimator(regularizer):
     from .regularizers import MAS
     from .regularizers._ewc import _FisherRegularizer
 
-    method = type(regularizer).estimate_importance
+    method = getattr(type(regularizer), "estimate_importance", None)
     if method is _FisherRegularizer.estimate_importance:
         return regularizer.fisher == "empirical"
     return method is MAS.estimate_importance
