@@ -22,6 +22,7 @@ N_MONTHS = 3
 # takes an empty share there (the stand-in row path)
 ROWS_PER_MONTH = 121
 BATCH_SIZE = 40
+DEVICE = "cpu"   # the worker's: init_distributed's answer
 
 SCENARIOS = {
     "ewc_rehearsal": dict(regularizer=EWC(lam=100.0),
@@ -46,7 +47,8 @@ def stream():
 def make_estimator(name, distributed, **extra):
     """The scenario's classifier (the same on every rank and in one process)."""
     params = dict(module__hidden_units=(16,), max_epochs=2, batch_size=BATCH_SIZE,
-                  lr=1e-2, random_state=0, distributed=distributed)
+                  lr=1e-2, random_state=0, distributed=distributed,
+                  device=DEVICE if distributed else "cpu")
     params.update(SCENARIOS.get(name, {}))
     params.update(extra)
     return ContinualClassifier(**params)
@@ -143,10 +145,12 @@ def run_mismatch(out):
 
 
 def main(out, names):
+    global DEVICE
     from skcl.distributed import init_distributed
 
     torch.set_num_threads(1)
-    init_distributed(backend="gloo", timeout=60)
+    DEVICE = init_distributed(backend=os.environ.get("SKCL_TEST_BACKEND", "gloo"),
+                              timeout=60)
     rank = int(os.environ["RANK"])
     for name in names:
         if name.startswith("failure_"):
