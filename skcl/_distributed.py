@@ -133,7 +133,7 @@ def _fingerprint(X, y):
                  np.asarray(sample.indptr)]
     else:
         parts = [np.ascontiguousarray(sample)]
-    checksum = zlib.crc32(np.ascontiguousarray(np.asarray(y)).tobytes())
+    checksum = zlib.crc32(np.ascontiguousarray(y).tobytes())
     for part in parts:
         checksum = zlib.crc32(np.ascontiguousarray(part).tobytes(), checksum)
     return checksum
@@ -169,7 +169,8 @@ def agree_on_month(estimator, X, y, seed):
     summary = {
         "rows": int(X.shape[0]),
         "features": int(X.shape[1]) if X.ndim > 1 else 1,
-        "data checksum": _fingerprint(X, y),
+        # labels as indices into classes_ (object arrays' bytes are addresses)
+        "data checksum": _fingerprint(X, np.searchsorted(estimator.classes_, y)),
         "months trained": int(estimator.__dict__.get("n_months_seen_", 0)),
         "weights checksum": _state_checksum(estimator),
     }

@@ -11,6 +11,7 @@ import os
 import sys
 
 import numpy as np
+import scipy.sparse
 import torch
 
 from skcl import AGEM, EWC, MAS, SI, ContinualClassifier, DERpp, LwF, RehearsalBuffer
@@ -22,6 +23,7 @@ N_MONTHS = 3
 # takes an empty share there (the stand-in row path)
 ROWS_PER_MONTH = 121
 BATCH_SIZE = 40
+CLASSES = ["benign", "malware"]
 DEVICE = "cpu"   # the worker's: init_distributed's answer
 
 SCENARIOS = {
@@ -35,13 +37,21 @@ SCENARIOS = {
     "agem": dict(regularizer=AGEM(sample_size=32)),
     "derpp": dict(regularizer=DERpp(batch_size=16)),
     "retrain": dict(update="retrain"),
+    # hashed-feature users: CSR months, batches gathered as sparse tensors
+    "sparse": dict(regularizer=EWC(lam=100.0),
+                   rehearsal=RehearsalBuffer(capacity=150, replay_ratio=0.5)),
 }
 
 
-def stream():
-    """The tiny stream every scenario trains on: (X, y, months)."""
-    return make_drifting_stream(n_months=N_MONTHS, n_samples_per_month=ROWS_PER_MONTH,
-                                random_state=0)
+def stream(name=None):
+    """The tiny stream every scenario trains on: (X, y, months); CSR for "sparse"."""
+    X, y, months = make_drifting_stream(n_months=N_MONTHS,
+                                        n_samples_per_month=ROWS_PER_MONTH, random_state=0)
+    # string labels in an object array: their bytes differ between processes
+    y = np.array(CLASSES, dtype=object)[y]
+    if name == "sparse":
+        X = scipy.sparse.csr_matrix(np.where(np.abs(X) > 1.0, X, 0.0))
+    return X, y, months
 
 
 def make_estimator(name, distributed, **extra):
@@ -97,10 +107,10 @@ def _months(X, y, months):
 
 
 def run_parity(name, out):
-    X, y, months = stream()
+    X, y, months = stream(name)
     clf = make_estimator(name, distributed=True)
     for X_m, y_m, month in _months(X, y, months):
-        clf.partial_fit(X_m, y_m, classes=[0, 1], month=month)
+        clf.partial_fit(X_m, y_m, classes=CLASSES, month=month)
     clf.save_weights(os.path.join(out, f"{name}.weights"))
     return summary(clf)
 
@@ -115,7 +125,7 @@ def run_failure(kind, out):
         clf = make_estimator("ewc_rehearsal", distributed=True, regularizer=_FailingEWC())
     months_data = list(_months(X, y, months))
     for X_m, y_m, month in months_data[:2]:
-        clf.partial_fit(X_m, y_m, classes=[0, 1], month=month)
+        clf.partial_fit(X_m, y_m, classes=CLASSES, month=month)
     before = summary(clf)
     os.environ["SKCL_TEST_FAIL"] = kind
     X_m, y_m, month = months_data[2]
@@ -137,7 +147,7 @@ def run_mismatch(out):
     clf = make_estimator("ewc_rehearsal", distributed=True)
     month = 1 if os.environ["RANK"] == "1" else 0
     try:
-        clf.partial_fit(X[months == month], y[months == month], classes=[0, 1])
+        clf.partial_fit(X[months == month], y[months == month], classes=CLASSES)
         error = None
     except ValueError as exc:
         error = str(exc)

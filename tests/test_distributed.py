@@ -34,7 +34,7 @@ ATOL = 2e-6
 # its time); the other strategies in a slow one
 DEFAULT_SCENARIOS = ["ewc_rehearsal", "failure_step", "mismatch"]
 SLOW_SCENARIOS = ["si", "mas", "ewc_subsampled", "ewc_variance", "lwf", "agem", "derpp",
-                  "retrain"]
+                  "retrain", "sparse"]
 
 
 def _free_port():
@@ -72,10 +72,11 @@ def launch(out, names, world_size=2, backend="gloo", timeout=240):
 
 def single_process(name):
     """The scenario trained here, in one process, month by month."""
-    X, y, months = worker.stream()
+    X, y, months = worker.stream(name)
     clf = worker.make_estimator(name, distributed=False)
     for month in range(worker.N_MONTHS):
-        clf.partial_fit(X[months == month], y[months == month], classes=[0, 1], month=month)
+        clf.partial_fit(X[months == month], y[months == month], classes=worker.CLASSES,
+                        month=month)
     return clf
 
 
