@@ -154,6 +154,19 @@ def run_mismatch(out):
     return {"error": error, "fitted": hasattr(clf, "n_months_seen_")}
 
 
+def run_save_failure(out):
+    """save_weights to a folder that does not exist: rank 0 fails, rank 1 must hear it."""
+    X, y, months = stream()
+    clf = make_estimator("ewc_rehearsal", distributed=True, max_epochs=1)
+    clf.partial_fit(X[months == 0], y[months == 0], classes=CLASSES)
+    try:
+        clf.save_weights(os.path.join(out, "missing-folder", "model.weights"))
+        error = None
+    except Exception as exc:  # what the test checks
+        error = f"{type(exc).__name__}: {exc}"
+    return {"error": error}
+
+
 def main(out, names):
     global DEVICE
     from skcl.distributed import init_distributed
@@ -167,6 +180,8 @@ def main(out, names):
             result = run_failure(name.removeprefix("failure_"), out)
         elif name == "mismatch":
             result = run_mismatch(out)
+        elif name == "save_failure":
+            result = run_save_failure(out)
         else:
             result = run_parity(name, out)
         torch.save(result, os.path.join(out, f"{name}-rank{rank}.pt"))

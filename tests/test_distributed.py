@@ -32,7 +32,7 @@ ATOL = 2e-6
 
 # one launch of two processes for the default suite (starting them is most of
 # its time); the other strategies in a slow one
-DEFAULT_SCENARIOS = ["ewc_rehearsal", "failure_step", "mismatch"]
+DEFAULT_SCENARIOS = ["ewc_rehearsal", "failure_step", "mismatch", "save_failure"]
 SLOW_SCENARIOS = ["si", "mas", "ewc_subsampled", "ewc_variance", "lwf", "agem", "derpp",
                   "retrain", "sparse"]
 
@@ -148,6 +148,14 @@ def test_ranks_given_different_months_refuse_to_train(two_ranks):
                                           "different month or model than rank 0 "
                                           "(data checksum:")
         assert not result["fitted"]
+
+
+def test_a_failed_write_on_rank_0_raises_on_every_rank(two_ranks):
+    _, results = two_ranks
+    rank0, rank1 = results["save_failure"]
+    assert rank0["error"].startswith("FileNotFoundError")
+    assert rank1["error"].startswith("RankFailedError: rank 0, which writes the file, "
+                                     "failed (FileNotFoundError")
 
 
 @pytest.mark.slow
