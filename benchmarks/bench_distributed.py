@@ -18,7 +18,12 @@ the timed months run from a barrier to a barrier on every rank.
 Rows per second counts training rows through forward and backward
 (``n_samples_processed_``: the month and its replayed rows, every epoch),
 divided by the timed wall time. Scaling efficiency is the speed-up over one
-process divided by the number of processes (1.0 is perfect scaling). Each
+process divided by the number of processes (1.0 is perfect scaling). The CPU
+columns add up every rank's CPU time over the timed months (each rank's own,
+before it waits at the final barrier) and divide by one process's: the work
+data-parallelism adds (slicing, packing, reducing), a figure that other load
+on a shared machine moves far less than the wall time; with N free cores the
+wall-time speed-up is at most about N / that ratio. Each
 process uses ``--threads`` CPU threads (default 1), so N processes use N
 cores: on a machine with fewer free cores than processes the figure measures
 the contention, not the method; the machine line says how many CPUs there are.
@@ -100,16 +105,22 @@ def worker(args):
     clf.partial_fit(X[:args.rows], y[:args.rows], classes=[0, 1])   # untimed
     processed = clf.n_samples_processed_
     barrier()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for month in range(1, args.months + 1):
         rows = slice(month * args.rows, (month + 1) * args.rows)
         clf.partial_fit(X[rows], y[rows])
+    cpu_seconds = time.process_time() - cpu_start   # before waiting for the others
     barrier()
     seconds = time.perf_counter() - start
+    if distributed:
+        total = torch.tensor([cpu_seconds], dtype=torch.float64)
+        torch.distributed.all_reduce(total)
+        cpu_seconds = float(total)
     rank = int(os.environ.get("RANK", 0))
     if rank == 0:
         Path(args.worker).write_text(json.dumps({
-            "seconds": seconds, "rows": clf.n_samples_processed_ - processed,
+            "seconds": seconds, "cpu_seconds": cpu_seconds,
+            "rows": clf.n_samples_processed_ - processed,
             "first_weight": float(next(clf.module_.parameters()).detach().flatten()[0]),
         }))
     if distributed:
@@ -168,17 +179,19 @@ def main():
           f"features, MLP {tuple(args.hidden)}, global batch {args.batch_size}, "
           f"{args.epochs} epoch(s), EWC + rehearsal (replay 0.25)")
     rates = {n: statistics.median(r["rows"] / r["seconds"] for r in runs[n]) for n in runs}
+    cpu = {n: statistics.median(r["cpu_seconds"] for r in runs[n]) for n in runs}
     baseline = rates.get(1)
     print(f"{'processes':>9} | {'rows/s':>9} | {'speed-up':>8} | {'efficiency':>10} | "
-          "first weight")
+          f"{'CPU s (all ranks)':>17} | {'CPU ratio':>9} | first weight")
     for n in args.processes:
         speedup = rates[n] / baseline if baseline else float("nan")
+        cpu_ratio = cpu[n] / cpu[1] if 1 in cpu else float("nan")
         print(f"{n:>9} | {rates[n]:>9.0f} | {speedup:>8.2f} | {speedup / n:>10.2f} | "
-              f"{runs[n][0]['first_weight']:+.6f}")
+              f"{cpu[n]:>17.2f} | {cpu_ratio:>9.2f} | {runs[n][0]['first_weight']:+.6f}")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "machine": machine, "cpus": n_cpus, "args": vars(args),
-            "rows_per_second": rates, "runs": runs}, indent=2))
+            "rows_per_second": rates, "cpu_seconds": cpu, "runs": runs}, indent=2))
     return None
 
 

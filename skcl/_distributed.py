@@ -28,6 +28,7 @@ import torch
 from skorch.dataset import get_len, unpack_data
 
 from ._sparse import is_scipy_sparse, torch_csr_rows
+from .utils._labels import encode_labels
 
 __all__ = [
     "agree_month_end",
@@ -170,8 +171,9 @@ def agree_on_month(estimator, X, y, seed):
         "rows": int(X.shape[0]),
         "features": int(X.shape[1]) if X.ndim > 1 else 1,
         # labels as indices into classes_ (object arrays' bytes are addresses)
-        "data checksum": _fingerprint(X, np.searchsorted(estimator.classes_, y)),
+        "data checksum": _fingerprint(X, encode_labels(estimator.classes_, y)),
         "months trained": int(estimator.__dict__.get("n_months_seen_", 0)),
+        "classes": len(estimator.classes_),
         "weights checksum": _state_checksum(estimator),
     }
     summaries = [None] * dist.get_world_size()

@@ -34,6 +34,7 @@ from ._distributed import (
     data_parallel,
     sharded_consolidation,
 )
+from ._head_growth import grow_output_layer, shrink_to_state
 from ._persistence import _SKORCH_STATE
 from ._sparse import host_rows, is_scipy_sparse, to_csr, to_torch_csr
 from ._validation import _NO_Y, _validate_input
@@ -41,7 +42,7 @@ from .modules import MLP
 from .regularizers._base import training_hooks
 from .storage import RowStore
 from .utils._fitted import reset_fitted_attributes
-from .utils._labels import check_month_classes
+from .utils._labels import check_month_classes, encode_labels
 from .utils._months import check_month_label, missing_mask, stream_months
 from .utils._params import carry_over_params
 from .utils._predict import ArgmaxPredictMixin
@@ -133,6 +134,15 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         ``rehearsal_``. Each training epoch uses ``rehearsal_.fit_resample`` of the
         month, drawn afresh; the month is added with ``rehearsal_.partial_fit``
         after training. Tunable as ``rehearsal__<param>``.
+    new_classes : {"error", "grow"}, default="error"
+        What a month with labels outside ``classes_`` does. ``"error"``
+        refuses it (scikit-learn's ``partial_fit(classes=...)`` contract) and
+        changes nothing. ``"grow"`` appends the new labels to ``classes_``
+        (after the known ones, so no class changes position) and the output
+        layer grows by one row per new class, drawn as a fresh layer would
+        be; the old rows, their optimizer state and every strategy's state
+        of them are kept (see :ref:`new_classes`). ``fit`` under ``"grow"``
+        starts from the first month's classes and grows as labels arrive.
     keep_snapshots : bool, default=False
         Keep a CPU copy of the weights after each month in ``snapshots_``
         (memory: one copy of the parameters per month).
@@ -199,7 +209,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-        Class labels, fixed at the first month.
+        Class labels, fixed at the first month (sorted); with
+        ``new_classes="grow"``, labels that arrive later are appended in order
+        of arrival. ``predict_proba``'s columns follow this order.
     n_features_in_ : int
         Number of features seen at the first month.
     feature_names_in_ : ndarray of str
@@ -274,6 +286,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         "regularizer": [HasMethods(["penalty", "consolidate"]), None],
         "rehearsal": [HasMethods(["fit_resample", "partial_fit"]), None],
         "keep_snapshots": ["boolean"],
+        "new_classes": [StrOptions({"error", "grow"})],
         "memmap_dir": [str, os.PathLike, None],
         "random_state": ["random_state"],
         "step": [StrOptions({"eager", "compiled"})],
@@ -296,6 +309,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         regularizer=None,
         rehearsal=None,
         keep_snapshots=False,
+        new_classes="error",
         memmap_dir=None,
         random_state=None,
         train_split=None,
@@ -333,6 +347,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self.regularizer = regularizer
         self.rehearsal = rehearsal
         self.keep_snapshots = keep_snapshots
+        self.new_classes = new_classes
         self.memmap_dir = memmap_dir
         self.random_state = random_state
         self.step = step
@@ -347,7 +362,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
 
         Equivalent to a fresh estimator's ``partial_fit`` on each distinct month
         of ``months`` in order (sorted, or the category order of an ordered
-        pandas ``Categorical``), with ``classes`` set to every label in ``y``.
+        pandas ``Categorical``), with ``classes`` set to every label in ``y``
+        (with ``new_classes="grow"``: without ``classes``, so the classes grow
+        as they arrive).
         This is the entry point of ``GridSearchCV`` and ``cross_validate``,
         which slice ``months`` per fold through metadata routing. If anything
         raises, the estimator is left exactly as before the call.
@@ -373,7 +390,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self._check_params()
         self._reset()
         X, y = self._validate_month(X, y, reset=True)
-        classes = np.unique(y)
+        # under "grow" the classes arrive with their months, as partial_fit's would
+        classes = np.unique(y) if self.new_classes == "error" else None
         for month, rows in stream_months(months, len(y)):
             self._fit_month(X[rows], y[rows], classes, month, fit_params)
         return self
@@ -398,7 +416,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             The month's labels.
         classes : array-like of shape (n_classes,), default=None
             Every label the stream can contain. Needed on the first call unless
-            that month holds every label already; must match ``classes_`` after.
+            that month holds every label already; must match ``classes_`` after
+            (with ``new_classes="grow"``, labels not yet in ``classes_`` join it
+            instead).
         month : hashable, default=None
             The month's label (a scalar: int, string, date), recorded in
             ``months_`` and passed to the rehearsal buffer. ``None`` uses the
@@ -423,14 +443,16 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     def _fit_month(self, X, y, classes, month, fit_params):
         if len(y) == 0:
             raise ValueError("the month has no rows; skip empty months")
-        self.classes_ = check_month_classes(y, classes, self.__dict__.get("classes_"))
+        n_known = len(self.__dict__.get("classes_", ()))
+        self.classes_ = check_month_classes(y, classes, self.__dict__.get("classes_"),
+                                            new_classes=self.new_classes)
         if not self._stream_started():
             self._start_stream(sparse_input=is_scipy_sparse(X))
         seed = agree_on_month(self, X, y, draw_seed(self.rng_))
         self._apply_changed_settings(seed)
         if month is None:
             month = self.n_months_seen_
-        y_encoded = np.searchsorted(self.classes_, y)
+        y_encoded = encode_labels(self.classes_, y)
 
         X_month, y_month, X_train, y_train = self._month_data(X, y_encoded)
 
@@ -438,6 +460,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         if initialize:
             with seeded_global_torch(seed, self.device):
                 self._initialize_month_state()
+        if self.new_classes == "grow" and (initialize or len(self.classes_) > n_known):
+            # a month with new classes (or a module rebuilt at its first size)
+            grow_output_layer(self, n_known, seed + 3,
+                              required=not initialize and len(self.classes_) > n_known)
         lr = self.lr if initialize or self.finetune_lr is None else self.finetune_lr
         self._set_lr(lr)
         # per-batch records of earlier months are dropped (epoch rows stay)
@@ -1119,6 +1145,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             estimator = copy.deepcopy(self)
         finally:
             self.snapshots_ = snapshots
+        # a month before classes were added predicts the classes known then
+        shrink_to_state(estimator, snapshots[index])
         estimator.module_.load_state_dict(snapshots[index])
         return estimator
 
