@@ -37,6 +37,9 @@ SCENARIOS = {
     "agem": dict(regularizer=AGEM(sample_size=32)),
     "derpp": dict(regularizer=DERpp(batch_size=16)),
     "retrain": dict(update="retrain"),
+    # a third class arrives in the last month: the head grows on every rank
+    "grow": dict(regularizer=EWC(lam=100.0), new_classes="grow",
+                 rehearsal=RehearsalBuffer(capacity=150, replay_ratio=0.5)),
     # hashed-feature users: CSR months, batches gathered as sparse tensors
     "sparse": dict(regularizer=EWC(lam=100.0),
                    rehearsal=RehearsalBuffer(capacity=150, replay_ratio=0.5)),
@@ -49,6 +52,8 @@ def stream(name=None):
                                         n_samples_per_month=ROWS_PER_MONTH, random_state=0)
     # string labels in an object array: their bytes differ between processes
     y = np.array(CLASSES, dtype=object)[y]
+    if name == "grow":
+        y[(months == N_MONTHS - 1) & (np.arange(len(y)) % 3 == 0)] = "variant"
     if name == "sparse":
         X = scipy.sparse.csr_matrix(np.where(np.abs(X) > 1.0, X, 0.0))
     return X, y, months
@@ -110,7 +115,7 @@ def run_parity(name, out):
     X, y, months = stream(name)
     clf = make_estimator(name, distributed=True)
     for X_m, y_m, month in _months(X, y, months):
-        clf.partial_fit(X_m, y_m, classes=CLASSES, month=month)
+        clf.partial_fit(X_m, y_m, classes=None if name == "grow" else CLASSES, month=month)
     clf.save_weights(os.path.join(out, f"{name}.weights"))
     return summary(clf)
 
