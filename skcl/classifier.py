@@ -940,6 +940,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         may change the gradients in place, and what it returns (a penalty's
         value) is added to the step's loss. Callbacks' ``on_grad_computed``
         (e.g. gradient clipping) run afterwards and see the final gradient.
+        With ``distributed=True``, skorch's step runs on this rank's share of
+        the batch, and the gradients, loss and prediction the hooks see are
+        the whole batch's, summed across ranks (see :ref:`distributed`).
 
         Parameters
         ----------
