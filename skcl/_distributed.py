@@ -108,6 +108,14 @@ def check_distributed(estimator):
             f"only, but device={estimator.device!r}; pass the device returned by "
             "skcl.distributed.init_distributed(), or init the group with backend='gloo'"
         )
+    if (dist.get_backend() == "nccl" and device.index is not None
+            and device.index != torch.cuda.current_device()):
+        raise ValueError(
+            f"device={estimator.device!r} is not this rank's current CUDA device "
+            f"(cuda:{torch.cuda.current_device()}), which nccl's collectives use; "
+            "pass the device returned by skcl.distributed.init_distributed() (it sets "
+            "the current device from LOCAL_RANK)"
+        )
     regularizer = estimator.regularizer
     params = regularizer.get_params(deep=False) if hasattr(regularizer, "get_params") else {}
     if (type(regularizer).__name__ == "DERpp" and params.get("batch_size") is None
