@@ -134,6 +134,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         ``rehearsal_``. Each training epoch uses ``rehearsal_.fit_resample`` of the
         month, drawn afresh; the month is added with ``rehearsal_.partial_fit``
         after training. Tunable as ``rehearsal__<param>``.
+    keep_snapshots : bool, default=False
+        Keep a CPU copy of the weights after each month in ``snapshots_``
+        (memory: one copy of the parameters per month).
     new_classes : {"error", "grow"}, default="error"
         What a month with labels outside ``classes_`` does. ``"error"``
         refuses it (scikit-learn's ``partial_fit(classes=...)`` contract) and
@@ -143,9 +146,6 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         be; the old rows, their optimizer state and every strategy's state
         of them are kept (see :ref:`new_classes`). ``fit`` under ``"grow"``
         starts from the first month's classes and grows as labels arrive.
-    keep_snapshots : bool, default=False
-        Keep a CPU copy of the weights after each month in ``snapshots_``
-        (memory: one copy of the parameters per month).
     memmap_dir : str, path-like or None, default=None
         With ``update="retrain"``: directory where ``past_data_`` keeps the
         past rows, in anonymous memory-mapped files (deleted with the
