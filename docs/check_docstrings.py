@@ -32,6 +32,7 @@ MODULES = [
     "skcl.model_selection",
     "skcl.evaluation",
     "skcl.benchmark",
+    "skcl.distributed",
 ]
 
 # Not enforced, as in scikit-learn's own docstring test.

@@ -11,6 +11,7 @@ live in ``skcl._persistence`` and ``skcl._validation``.
 """
 
 import copy
+import functools
 import inspect
 import os
 from contextlib import nullcontext
@@ -28,6 +29,13 @@ from skorch.net import NeuralNet
 from . import _persistence
 from ._batching import DeviceBatchIterator
 from ._compiled_step import compiled_train_step
+from ._distributed import (
+    agree_month_end,
+    agree_on_month,
+    check_distributed,
+    data_parallel,
+    sharded_consolidation,
+)
 from ._head_growth import grow_output_layer, shrink_to_state
 from ._month import Month, as_dataset, host_rows_of, place_rows
 from ._persistence import _SKORCH_STATE
@@ -127,6 +135,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         ``rehearsal_``. Each training epoch uses ``rehearsal_.fit_resample`` of the
         month, drawn afresh; the month is added with ``rehearsal_.partial_fit``
         after training. Tunable as ``rehearsal__<param>``.
+    keep_snapshots : bool, default=False
+        Keep a CPU copy of the weights after each month in ``snapshots_``
+        (memory: one copy of the parameters per month).
     new_classes : {"error", "grow"}, default="error"
         What a month with labels outside ``classes_`` does. ``"error"``
         refuses it (scikit-learn's ``partial_fit(classes=...)`` contract) and
@@ -136,9 +147,6 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         be; the old rows, their optimizer state and every strategy's state
         of them are kept (see :ref:`new_classes`). ``fit`` under ``"grow"``
         starts from the first month's classes and grows as labels arrive.
-    keep_snapshots : bool, default=False
-        Keep a CPU copy of the weights after each month in ``snapshots_``
-        (memory: one copy of the parameters per month).
     memmap_dir : str, path-like or None, default=None
         With ``update="retrain"``: directory where ``past_data_`` keeps the
         past rows, in anonymous memory-mapped files (deleted with the
@@ -186,6 +194,15 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         Unlike skorch's ``compile=True``, which compiles the module only and
         replaces ``module_`` by a wrapper, nothing compiled is stored on the
         estimator (it pickles, clones and saves as with ``"eager"``).
+    distributed : bool, default=False
+        Train data-parallel on the initialized ``torch.distributed`` process
+        group (a script launched with ``torchrun`` or ``accelerate launch``):
+        every rank calls ``fit`` / ``partial_fit`` with the same month, trains
+        on its share of every batch, and the gradients are summed across
+        ranks, so the model equals one process's with the same
+        ``batch_size`` (the global batch) and every rank holds the same
+        state. ``False`` trains in this process alone, group or not. See
+        :ref:`distributed`.
     **kwargs
         Any other skorch parameter (``module__hidden_units``,
         ``optimizer__weight_decay``, ``iterator_train__drop_last``, ...).
@@ -275,6 +292,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         "memmap_dir": [str, os.PathLike, None],
         "random_state": ["random_state"],
         "step": [StrOptions({"eager", "compiled"})],
+        "distributed": ["boolean"],
     }
 
     def __init__(
@@ -303,6 +321,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         verbose=0,
         device="cpu",
         step="eager",
+        distributed=False,
         **kwargs,
     ):
         # NeuralNet's constructor, not NeuralNetClassifier's: the latter adds a
@@ -334,6 +353,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self.memmap_dir = memmap_dir
         self.random_state = random_state
         self.step = step
+        self.distributed = distributed
 
     # ==================================================================
     # Public entry points
@@ -430,7 +450,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                                             new_classes=self.new_classes)
         if not self._stream_started():
             self._start_stream(sparse_input=is_scipy_sparse(X))
-        seed = draw_seed(self.rng_)
+        seed = agree_on_month(self, X, y, draw_seed(self.rng_))
         self._apply_changed_settings(seed)
         if month is None:
             month = self.n_months_seen_
@@ -460,7 +480,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         month.first_epoch = len(self.history_)
         self._month = month
         try:
-            with self._global_rng_for_training(seed):
+            with self._global_rng_for_training(seed), data_parallel(self, seed):
                 self.notify("on_train_begin", X=X_train, y=y_train)
                 self._run_epochs(X_train, y_train, epochs=None, **fit_params)
                 if self.finish_epochs:
@@ -472,6 +492,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                 self.notify("on_train_end", X=X_train, y=y_train)
             self._check_month_trained(len(X_train))
             self.on_month_end(month.X_strategies, month.y_strategies, month.label)
+            agree_month_end(self)  # every rank commits the month, or none
+        except BaseException as exc:
+            agree_month_end(self, exc)
+            raise
         finally:
             self.__dict__.pop("_month", None)
 
@@ -485,6 +509,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     def _check_params(self):
         """Check every parameter and their combinations (at every call)."""
         check_parameter_constraints(self)
+        check_distributed(self)
         # the strategy objects' own constraints, checked before any training
         for name in ("regularizer", "rehearsal"):
             strategy = getattr(self, name)
@@ -851,6 +876,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         may change the gradients in place, and what it returns (a penalty's
         value) is added to the step's loss. Callbacks' ``on_grad_computed``
         (e.g. gradient clipping) run afterwards and see the final gradient.
+        With ``distributed=True``, skorch's step runs on this rank's share of
+        the batch, and the gradients, loss and prediction the hooks see are
+        the whole batch's, summed across ranks (see :ref:`distributed`).
 
         Parameters
         ----------
@@ -865,7 +893,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             ``{"loss": loss, "y_pred": y_pred}``: the training loss (penalty
             included) and the module's output.
         """
-        step = super().train_step_single(batch, **fit_params)
+        local_step = functools.partial(super().train_step_single, **fit_params)
+        sync = self.__dict__.get("_gradient_sync")  # set by data_parallel
+        step = local_step(batch) if sync is None else sync.train_step_single(batch, local_step)
         regularizer = getattr(self, "regularizer_", None)
         if regularizer is not None:
             hooks = training_hooks(type(regularizer))
@@ -976,7 +1006,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             The month's label.
         """
         if self.regularizer_ is not None:
-            self.regularizer_.consolidate(self, X, y)
+            with sharded_consolidation(self):
+                self.regularizer_.consolidate(self, X, y)
         if self.rehearsal_ is not None:
             current = self.__dict__.get("_month")
             if current is not None and X is current.X_strategies:
