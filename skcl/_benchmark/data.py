@@ -11,6 +11,7 @@ import numpy as np
 
 from ..datasets import load_sparse_stream, make_detection_stream, make_drifting_stream
 from ..evaluation import _split_months
+from ..utils._arrays import plain
 from ..utils._months import check_months
 
 TEST_SIZE = 0.3
@@ -21,11 +22,6 @@ STREAMS = {
     "drifting": make_drifting_stream,
     "detection": make_detection_stream,
 }
-
-
-def plain(value):
-    """A numpy scalar as the Python scalar it holds (for messages)."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _read_frame(parser, path, text):

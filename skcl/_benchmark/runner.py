@@ -25,6 +25,7 @@ from ..classifier import ContinualClassifier
 from ..evaluation import _split_months, evaluate_stream
 from ..model_selection import MonthlyKFold
 from ..scoring import ForgettingScorer
+from ..utils._arrays import plain as _plain
 from ..utils._months import check_months
 from .strategies import StreamShape, strategies
 
@@ -265,10 +266,6 @@ def execute(plan):
     finally:
         progress.close()
     return results, time.perf_counter() - start
-
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _release_freed_memory():
