@@ -28,7 +28,7 @@ from skorch.net import NeuralNet
 
 from ._batching import DeviceBatchIterator, RowsDataset, dataset_tensors, shared_tensor
 from ._compiled_step import compiled_train_step
-from ._sparse import host_rows, is_scipy_sparse, to_csr, to_torch_csr
+from ._sparse import check_sparse_structure, host_rows, is_scipy_sparse, to_csr, to_torch_csr
 from .modules import MLP
 from .regularizers._base import training_hooks
 from .storage import RowStore
@@ -1385,6 +1385,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
 
 def _validate_input(estimator, X, y, reset):
     """scikit-learn's validation, with skcl's explanations and the float32 check."""
+    check_sparse_structure(X)   # before anything reads a crafted matrix's rows
     try:
         if y is _NO_Y:
             X = validate_data(estimator, X, reset=reset, dtype=[np.float32, np.float64],

@@ -12,7 +12,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_X_y
 
-from ._sparse import is_scipy_sparse, to_csr
+from ._sparse import check_sparse_structure, is_scipy_sparse, to_csr
 from .storage import _freeze, _in_memory, _to_memmap
 from .utils._rollback import atomic
 from .utils._seeding import make_rng
@@ -532,6 +532,7 @@ class RehearsalBuffer(BaseEstimator):
                 f"X has {shape[0]} rows but y has {len(y)} labels; pass one label "
                 "per row of X"
             )
+        check_sparse_structure(X)   # before anything reads a crafted matrix's rows
         X, y = validate_data(self, X, y, reset=reset, dtype=[np.float32, np.float64],
                              ensure_all_finite=False, accept_sparse=["csr", "csc", "coo"])
         if is_scipy_sparse(X):

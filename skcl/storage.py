@@ -7,7 +7,7 @@ import tempfile
 import numpy as np
 import scipy.sparse as sp
 
-from ._sparse import is_scipy_sparse, to_csr
+from ._sparse import check_sparse_structure, is_scipy_sparse, to_csr
 
 __all__ = ["RowStore"]
 
@@ -293,6 +293,7 @@ class RowStore:
     # ------------------------------------------------------------------
     def _checked_rows(self, X):
         sparse = is_scipy_sparse(X)
+        check_sparse_structure(X)   # before anything reads a crafted matrix's rows
         if not sparse:
             X = np.asarray(X)
         if X.ndim != 2:
