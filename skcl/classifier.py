@@ -12,8 +12,6 @@ import inspect
 import io
 import linecache
 import os
-import pickle
-import warnings
 from contextlib import nullcontext
 from numbers import Integral, Real
 
@@ -49,6 +47,7 @@ from .utils._sklearn_compat import (
     validate_data,
     validate_parameter_constraints,
 )
+from .utils._weights_file import read_weights_file
 
 __all__ = ["ContinualClassifier"]
 
@@ -1289,6 +1288,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         directory, flushed to disk and then renamed over the target, so a
         failed or interrupted write leaves any previous file byte for byte as
         it was. A file-like object receives the whole payload in one write.
+        An existing file keeps its permission bits (a scoring service that
+        reads it as another user keeps its access); a new file gets those of
+        ``open``, ``0o666`` less the umask. A symbolic link is written
+        through: the file it points to is replaced, the link stays.
 
         Parameters
         ----------
@@ -1494,41 +1497,7 @@ def _save_module(module):
 
 def _read_weights(f):
     """Read and check a weights file: only tensors and plain values, skcl's format."""
-    try:
-        with warnings.catch_warnings():
-            # torch warns about the protocol of any non-torch pickle it refuses
-            warnings.simplefilter("ignore", UserWarning)
-            payload = torch.load(f, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise ValueError(
-            f"{f!r} holds objects other than tensors and plain values, so it was "
-            "not loaded (it is not a file written by save_weights); load a joblib "
-            "file with joblib.load, and only if you trust its source"
-        ) from exc
-    except (RuntimeError, EOFError) as exc:
-        raise ValueError(
-            f"{f!r} is damaged or truncated ({exc}); write it again with save_weights"
-        ) from exc
-    if not isinstance(payload, dict) or payload.get("format") != _WEIGHTS_FORMAT:
-        raise ValueError(
-            f"{f!r} is not a weights file written by ContinualClassifier.save_weights "
-            f"(expected format {_WEIGHTS_FORMAT!r}); load joblib files with joblib.load"
-        )
-    state = payload.get("module_state")
-    classes = payload.get("classes")
-    n_features = payload.get("n_features_in")
-    names = payload.get("feature_names_in")
-    if (not isinstance(state, dict)
-            or not all(isinstance(v, torch.Tensor) for v in state.values())
-            or not isinstance(classes, list) or len(classes) < 2
-            or not isinstance(n_features, int) or n_features < 1
-            or not (names is None or (isinstance(names, list) and len(names) == n_features))):
-        raise ValueError(
-            f"{f!r} has the weights format but inconsistent contents (module_state, "
-            "classes, n_features_in or feature_names_in); write it again with "
-            "save_weights"
-        )
-    return payload
+    return read_weights_file(f, _WEIGHTS_FORMAT)
 
 
 def _encoded_accuracy(net, X, y):

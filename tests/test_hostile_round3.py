@@ -1,8 +1,12 @@
 """Third hostile pass (issue 23): crafted or mid-stream changes never get past unchecked."""
 
+import os
+import stat
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 
 from skcl import ContinualClassifier, MonthlyAveragingClassifier, RehearsalBuffer, RowStore
 from skcl._sparse import check_sparse_structure
@@ -117,3 +121,102 @@ def test_crafted_npz_is_a_usage_error_of_the_cli(kind, tmp_path, capsys):
               "--quick", "--strategies", "naive", "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 2
     assert "X.npz" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------
+# item 6: load_weights checks classes and weights; item 11: file modes, links
+# ----------------------------------------------------------------------
+@pytest.fixture
+def saved_weights(stream, make_clf, tmp_path):
+    X, y, months = stream
+    clf = make_clf().partial_fit(X[months == 0], y[months == 0], classes=[0, 1])
+    path = tmp_path / "weights.pt"
+    clf.save_weights(path)
+    return clf, path, X
+
+
+def _rewrite(path, **changes):
+    payload = torch.load(path, weights_only=True)
+    payload.update(changes)
+    torch.save(payload, path)
+
+
+@pytest.mark.parametrize("classes, pattern", [
+    ([1, 0], r"lists its classes as \[1, 0\], not in sorted order \(\[0, 1\]\)"),
+    ([0, 0], r"lists the classes \[0\] more than once"),
+    ([0, "1"], r"classes of mixed types \(\['int', 'str'\]\)"),
+    ([0, [1]], r"lists the class \[1\] of type list"),
+    ([0.0, float("nan")], r"non-finite class"),
+])
+def test_load_weights_refuses_impossible_classes(saved_weights, make_clf, classes, pattern):
+    clf, path, X = saved_weights
+    _rewrite(path, classes=classes)
+    fresh = make_clf()
+    with pytest.raises(ValueError, match=pattern):
+        fresh.load_weights(path)
+    assert not hasattr(fresh, "module_") or not fresh.initialized_
+
+
+def test_load_weights_refuses_non_finite_weights(saved_weights, make_clf):
+    clf, path, X = saved_weights
+    state = {k: v.clone() for k, v in clf.module_.state_dict().items()}
+    key = next(iter(state))
+    state[key].view(-1)[0] = float("nan")
+    _rewrite(path, module_state=state)
+    with pytest.raises(ValueError, match=rf"1 non-finite values \(NaN or inf\) in {key!r}"):
+        make_clf().load_weights(path)
+
+
+@pytest.mark.parametrize("contents", [b"hello, this is text\n", b"\x00\x01\x02garbage",
+                                      b"PK\x03\x04broken zip"])
+def test_load_weights_of_a_foreign_file_is_the_documented_error(make_clf, tmp_path,
+                                                                contents):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(contents)
+    with pytest.raises(ValueError, match="not a file written by save_weights|"
+                                         "not a weights file"):
+        make_clf().load_weights(path)
+
+
+def test_save_weights_keeps_an_existing_files_mode(saved_weights, tmp_path):
+    clf, path, X = saved_weights
+    os.chmod(path, 0o644)
+    clf.save_weights(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    os.chmod(path, 0o640)
+    clf.save_weights(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_save_weights_new_file_follows_the_umask(saved_weights, tmp_path, umask):
+    clf, _, X = saved_weights
+    previous = os.umask(umask)
+    try:
+        clf.save_weights(tmp_path / "new.pt")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.pt").st_mode) == 0o666 & ~umask
+
+
+def test_save_weights_writes_through_a_symlink(saved_weights, make_clf, tmp_path):
+    clf, path, X = saved_weights
+    (tmp_path / "releases").mkdir()
+    target = tmp_path / "releases" / "v1.pt"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o644)
+    link = tmp_path / "current.pt"
+    link.symlink_to(target)
+    clf.save_weights(link)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o644
+    loaded = make_clf().load_weights(target)
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    assert sorted(p.name for p in (tmp_path / "releases").iterdir()) == ["v1.pt"]
+
+
+def test_save_weights_onto_a_directory_is_refused(saved_weights, tmp_path):
+    clf, _, _ = saved_weights
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(IsADirectoryError, match="is not a regular file"):
+        clf.save_weights(tmp_path / "folder")
