@@ -67,7 +67,12 @@ class RehearsalBuffer(BaseEstimator):
     ----------
     capacity : int or None, default=10_000
         Most rows stored at any time. ``None`` keeps every row (memory grows
-        with the stream; this is what full retraining needs).
+        with the stream; this is what full retraining needs). May change
+        between months: a lower one drops a random subset now (following
+        ``policy``); a higher one is filled by the rows that arrive from then
+        on (the dropped past rows are gone): each share's new slots take its
+        next rows, then uniform sampling over all its rows seen resumes, so
+        the months right after a raise hold more than a uniform share.
     replay_ratio : float in [0, 1), default=0.5
         Share of replayed rows in what ``fit_resample`` returns. ``0`` turns
         replay off.
@@ -472,6 +477,7 @@ class RehearsalBuffer(BaseEstimator):
 
         A lower ``capacity`` than the rows stored keeps a random subset that
         follows ``policy`` (equal shares per month or class, uniform within);
+        a higher one is filled by the next months' rows (see ``capacity``);
         a new ``memmap_dir`` moves the rows there (``None``: into memory). If
         that fails, the parameters and rows are left as they were.
 
@@ -678,10 +684,9 @@ def _select_rows(keys, n_seen_of, n_stored, n_new, capacity, rng):
 
     n_stored_of = np.array([len(p) for p in stored_by_group])
     n_seen = np.array([n_seen_of.get(label, 0) for label in labels])
-    # A group that has already dropped rows cannot grow again (its dropped rows
-    # are gone, so more of it would no longer be a uniform sample).
-    room = np.where(n_stored_of < n_seen, n_stored_of,
-                    n_stored_of + np.array([len(p) for p in new_by_group]))
+    # A group can hold its stored rows and its new ones; one that dropped rows
+    # before (a capacity since raised) grows by its new rows only.
+    room = n_stored_of + np.array([len(p) for p in new_by_group])
     shares = room if capacity is None else _equal_shares(room, capacity)
 
     keep, take = [], []
@@ -690,7 +695,8 @@ def _select_rows(keys, n_seen_of, n_stored, n_new, capacity, rng):
         share = int(shares[group])
         if share < len(slots):
             slots = np.sort(rng.choice(slots, share, replace=False))
-        owner = _reservoir_owners(int(n_seen[group]), share, len(new_by_group[group]), rng)
+        owner = _reservoir_owners(int(n_seen[group]), share, len(new_by_group[group]), rng,
+                                  n_stored=len(slots))
         keep.append(slots[owner[: len(slots)] < 0])
         take.append(new_by_group[group][owner[owner >= 0]])
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(take))
@@ -725,29 +731,33 @@ def _equal_shares(room, capacity):
     return shares
 
 
-def _reservoir_owners(n_seen, n_slots, n_new, rng):
+def _reservoir_owners(n_seen, n_slots, n_new, rng, n_stored=None):
     """Algorithm R for ``n_new`` arriving rows and a reservoir of ``n_slots``.
 
-    The reservoir holds ``min(n_seen, n_slots)`` rows, a uniform sample of the
-    ``n_seen`` rows seen before. Arriving row ``i`` is the ``t = n_seen + i``-th
-    row of the stream: it fills slot ``t`` while ``t < n_slots``, and otherwise
-    replaces slot ``j``, drawn uniformly from ``0 .. t``, when ``j < n_slots``
-    (so it is kept with probability ``n_slots / (t + 1)``). The draws of a
-    whole batch are made at once; where several rows hit one slot, the last
-    one wins, as in the sequential algorithm.
+    The reservoir holds ``n_stored`` rows (by default ``min(n_seen, n_slots)``,
+    a uniform sample of the ``n_seen`` rows seen before). Arriving rows first
+    fill the free slots, one each, in arrival order; after that, arriving row
+    ``i``, the ``t = n_seen + i``-th row of the stream, replaces slot ``j``,
+    drawn uniformly from ``0 .. t``, when ``j < n_slots`` (so it is kept with
+    probability ``n_slots / (t + 1)``). While nothing was ever dropped this is
+    Algorithm R exactly; after a raised capacity it fills the new slots with
+    the next rows, then samples on. The draws of a whole batch are made at
+    once; where several rows hit one slot, the last one wins, as in the
+    sequential algorithm.
 
     Returns
     -------
-    owner : ndarray of int of shape (min(n_slots, n_seen + n_new),)
+    owner : ndarray of int of shape (min(n_slots, n_stored + n_new),)
         Per slot, the arriving row now in it, or -1 where the old row stays.
     """
-    owner = np.full(min(n_slots, n_seen + n_new), -1, dtype=np.intp)
-    stream_index = n_seen + np.arange(n_new)
-    fills = stream_index < n_slots
-    owner[stream_index[fills]] = np.flatnonzero(fills)
-    rows = np.flatnonzero(~fills)
+    if n_stored is None:
+        n_stored = min(n_seen, n_slots)
+    owner = np.full(min(n_slots, n_stored + n_new), -1, dtype=np.intp)
+    n_fill = min(n_new, len(owner) - n_stored)
+    owner[n_stored:n_stored + n_fill] = np.arange(n_fill)
+    rows = np.arange(n_fill, n_new)
     if len(rows):
-        slot = rng.integers(0, stream_index[rows] + 1)
+        slot = rng.integers(0, n_seen + rows + 1)
         hit = slot < n_slots
         slot, rows = slot[hit], rows[hit]
         last_slot, last = np.unique(slot[::-1], return_index=True)

@@ -220,3 +220,46 @@ def test_save_weights_onto_a_directory_is_refused(saved_weights, tmp_path):
     (tmp_path / "folder").mkdir()
     with pytest.raises(IsADirectoryError, match="is not a regular file"):
         clf.save_weights(tmp_path / "folder")
+
+
+# ----------------------------------------------------------------------
+# item 2: a raised capacity grows the buffer
+# ----------------------------------------------------------------------
+@pytest.mark.parametrize("policy", ["reservoir", "per_month", "class_balanced"])
+def test_raised_buffer_capacity_grows_the_buffer(policy):
+    rng = np.random.default_rng(0)
+    buffer = RehearsalBuffer(capacity=60, policy=policy, random_state=0)
+    for month in range(3):
+        buffer.partial_fit(rng.normal(size=(100, 4)), rng.integers(0, 2, 100), month=month)
+    assert len(buffer.y_) == 60
+    buffer.set_params(capacity=500)
+    buffer.partial_fit(rng.normal(size=(100, 4)), rng.integers(0, 2, 100), month=3)
+    # every arriving row fills a free slot first: 60 kept + 100 new
+    assert len(buffer.y_) == 160
+    assert (buffer.sample_months_ == 3).sum() == 100
+    buffer.partial_fit(rng.normal(size=(400, 4)), rng.integers(0, 2, 400), month=4)
+    assert len(buffer.y_) == 500
+
+
+def test_raised_memory_capacity_grows_a_classifiers_buffer_and_agem_memory(stream, make_clf):
+    from skcl import AGEM, DERpp
+
+    X, y, months = stream
+    for params, path in [
+        ({"rehearsal": RehearsalBuffer(capacity=60)}, ("rehearsal_",)),
+        ({"regularizer": AGEM(memory=RehearsalBuffer(capacity=60))},
+         ("regularizer_", "memory_")),
+        ({"regularizer": DERpp(memory=RehearsalBuffer(capacity=60))},
+         ("regularizer_", "memory_")),
+    ]:
+        clf = make_clf(max_epochs=1, **params)
+        for month in range(2):
+            clf.partial_fit(X[months == month], y[months == month], classes=[0, 1])
+        key = "rehearsal__capacity" if "rehearsal" in params else \
+            "regularizer__memory__capacity"
+        clf.set_params(**{key: 500})
+        clf.partial_fit(X[months == 2], y[months == 2])
+        memory = clf
+        for name in path:
+            memory = getattr(memory, name)
+        assert len(memory.y_) == 260, params
