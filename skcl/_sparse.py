@@ -15,6 +15,7 @@ import scipy.sparse as sp
 import torch
 
 __all__ = [
+    "as_layout",
     "cat_rows",
     "check_sparse_structure",
     "host_rows",
@@ -140,6 +141,13 @@ def _check_indices(indices, bound, label, what, fix, indptr=None, major=None):
     raise ValueError(
         f"{label}[{at}] = {int(indices[at])}{where} is not a valid {what} index: a "
         f"matrix of {bound} {what}s takes 0 .. {bound - 1}{fix}")
+
+
+def as_layout(X, sparse):
+    """``X`` as CSR rows if ``sparse``, else as a dense ndarray (no copy if it is one)."""
+    if sparse == is_scipy_sparse(X):
+        return X
+    return to_csr(X, X.dtype) if sparse else X.toarray()
 
 
 def to_csr(X, dtype=np.float32):

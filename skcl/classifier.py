@@ -26,7 +26,14 @@ from skorch.net import NeuralNet
 
 from ._batching import DeviceBatchIterator, RowsDataset, dataset_tensors, shared_tensor
 from ._compiled_step import compiled_train_step
-from ._sparse import check_sparse_structure, host_rows, is_scipy_sparse, to_csr, to_torch_csr
+from ._sparse import (
+    as_layout,
+    check_sparse_structure,
+    host_rows,
+    is_scipy_sparse,
+    to_csr,
+    to_torch_csr,
+)
 from .modules import MLP
 from .regularizers._base import training_hooks
 from .storage import RowStore
@@ -379,8 +386,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            The month's features (numpy array or DataFrame).
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The month's features (numpy array, DataFrame or scipy sparse
+            matrix). The first month fixes the stream's layout: a later
+            month of the other one is converted to it (to CSR rows, or
+            densified), so the rows a strategy stores are of one kind.
         y : array-like of shape (n_samples,)
             The month's labels.
         classes : array-like of shape (n_classes,), default=None
@@ -413,6 +423,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self.classes_ = check_month_classes(y, classes, self.__dict__.get("classes_"))
         if not self._stream_started():
             self._start_stream(sparse_input=is_scipy_sparse(X))
+        # the stored and replayed rows of a stream are of one layout
+        X = as_layout(X, self._sparse_input)
         seed = draw_seed(self.rng_)
         self._apply_changed_settings(seed)
         if month is None:

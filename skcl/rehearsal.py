@@ -300,6 +300,7 @@ class RehearsalBuffer(BaseEstimator):
         check_parameter_constraints(self)
         if "X_" not in self.__dict__:
             # nothing to replay; validate without fixing n_features_in_
+            check_sparse_structure(X)
             X, y = check_X_y(X, y, dtype=[np.float32, np.float64], ensure_all_finite=False,
                              accept_sparse=["csr", "csc", "coo"])
             X = to_csr(X, X.dtype) if is_scipy_sparse(X) else X
@@ -307,6 +308,7 @@ class RehearsalBuffer(BaseEstimator):
             check_classification_targets(y)
             return X, y
         X, y = self._validate_month(X, y, reset=False)
+        self._check_same_layout(X)
         if self.replay_ratio == 0:
             return X, y
         _check_same_kind("y", self.y_, y, "labels")
@@ -413,13 +415,8 @@ class RehearsalBuffer(BaseEstimator):
                 "scalar per call"
             )
         months = np.full(len(y), month)
-        if not first_call and is_scipy_sparse(X) != is_scipy_sparse(self.X_):
-            raise ValueError(
-                f"X is {'sparse' if is_scipy_sparse(X) else 'dense'} but the buffer "
-                f"stores {'sparse' if is_scipy_sparse(self.X_) else 'dense'} rows; pass "
-                "one kind every month (e.g. scipy.sparse.csr_matrix(X)), or start a new "
-                "buffer with sklearn.base.clone(buffer)"
-            )
+        if not first_call:
+            self._check_same_layout(X)
         if first_call:
             rng = make_rng(self.random_state)
             X_stored = (sp.csr_matrix((0, X.shape[1]), dtype=X.dtype) if is_scipy_sparse(X)
@@ -463,6 +460,15 @@ class RehearsalBuffer(BaseEstimator):
         self.n_samples_seen_per_class_ = n_seen_per_class
         self.rng_ = rng
         return self
+
+    def _check_same_layout(self, X):
+        if is_scipy_sparse(X) != is_scipy_sparse(self.X_):
+            raise ValueError(
+                f"X is {'sparse' if is_scipy_sparse(X) else 'dense'} but the buffer "
+                f"stores {'sparse' if is_scipy_sparse(self.X_) else 'dense'} rows; pass "
+                "one kind every month (e.g. scipy.sparse.csr_matrix(X)), or start a new "
+                "buffer with sklearn.base.clone(buffer)"
+            )
 
     def _groups(self, months, labels, n_seen, n_seen_per_month, n_seen_per_class):
         """The policy's grouping of (stored, new) rows, and rows seen per group."""

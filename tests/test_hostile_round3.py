@@ -263,3 +263,39 @@ def test_raised_memory_capacity_grows_a_classifiers_buffer_and_agem_memory(strea
         for name in path:
             memory = getattr(memory, name)
         assert len(memory.y_) == 260, params
+
+
+# ----------------------------------------------------------------------
+# item 7: a month of the other layout than the stream's
+# ----------------------------------------------------------------------
+def _strategies_storing_rows():
+    from skcl import AGEM, DERpp
+
+    return {"buffer": {"rehearsal": RehearsalBuffer(capacity=50)},
+            "retrain": {"update": "retrain"},
+            "agem": {"regularizer": AGEM(memory=RehearsalBuffer(capacity=50))},
+            "der++": {"regularizer": DERpp(memory=RehearsalBuffer(capacity=50))}}
+
+
+@pytest.mark.parametrize("strategy", ["buffer", "retrain", "agem", "der++"])
+@pytest.mark.parametrize("first", ["sparse", "dense"])
+def test_a_month_of_the_other_layout_trains_as_the_streams(strategy, first, make_clf):
+    X, y = _sparse_month(n_rows=150)
+    dense = X.toarray()
+    layouts = {"sparse": X, "dense": dense}
+    second = "dense" if first == "sparse" else "sparse"
+    mixed = make_clf(max_epochs=1, **_strategies_storing_rows()[strategy])
+    mixed.partial_fit(layouts[first][:75], y[:75], classes=[0, 1])
+    mixed.partial_fit(layouts[second][75:], y[75:])
+    same = make_clf(max_epochs=1, **_strategies_storing_rows()[strategy])
+    same.partial_fit(layouts[first][:75], y[:75], classes=[0, 1])
+    same.partial_fit(layouts[first][75:], y[75:])
+    np.testing.assert_allclose(mixed.predict_proba(dense), same.predict_proba(dense),
+                               atol=1e-6)
+
+
+def test_buffer_fit_resample_refuses_the_other_layout():
+    X, y = _sparse_month()
+    buffer = RehearsalBuffer(capacity=30, random_state=0).partial_fit(X, y)
+    with pytest.raises(ValueError, match="X is dense but the buffer stores sparse rows"):
+        buffer.fit_resample(X.toarray(), y)
