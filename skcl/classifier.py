@@ -146,8 +146,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         With ``update="retrain"``: directory where ``past_data_`` keeps the
         past rows, in anonymous memory-mapped files (deleted with the
         estimator), so a history larger than memory trains by reading only the
-        batches it needs. ``None`` keeps them in memory. A change applies to
-        the months stored from then on.
+        batches it needs. ``None`` keeps them in memory. A directory set
+        between months takes the whole history at the next month (``None``:
+        later months stay in memory). A pickled estimator (``joblib.dump``)
+        holds the rows themselves; loaded, they go back to ``memmap_dir``.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialization, shuffling, dropout and the rehearsal draws
         (when the buffer has no seed of its own). With an int, a CPU run is

@@ -367,6 +367,11 @@ class RehearsalBuffer(BaseEstimator):
 
     def __setstate__(self, state):
         super().__setstate__(state)
+        X = self.__dict__.get("X_")
+        if X is not None and self.memmap_dir is not None and os.path.isdir(self.memmap_dir):
+            # the pickled rows go back to disk, as before pickling
+            everything, none = np.arange(X.shape[0]), np.zeros(0, dtype=np.intp)
+            self.X_ = self._gather(X, everything, X[:0], none)
         for name in ("X_", "y_", "sample_months_", "extra_"):
             array = self.__dict__.get(name)
             if is_scipy_sparse(array):

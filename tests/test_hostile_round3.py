@@ -299,3 +299,73 @@ def test_buffer_fit_resample_refuses_the_other_layout():
     buffer = RehearsalBuffer(capacity=30, random_state=0).partial_fit(X, y)
     with pytest.raises(ValueError, match="X is dense but the buffer stores sparse rows"):
         buffer.fit_resample(X.toarray(), y)
+
+
+# ----------------------------------------------------------------------
+# item 3: a reloaded history goes back to memmap_dir
+# ----------------------------------------------------------------------
+def _on_disk(chunk):
+    from skcl.storage import _on_disk
+
+    return _on_disk(chunk)
+
+
+@pytest.mark.parametrize("layout", ["dense", "sparse"])
+def test_reloaded_history_returns_to_memmap_dir(layout, stream, make_clf, tmp_path):
+    import joblib
+
+    X, y, months = stream
+    X = sp.csr_matrix(X) if layout == "sparse" else X
+    clf = make_clf(update="retrain", memmap_dir=str(tmp_path), max_epochs=1)
+    for month in range(2):
+        rows = np.flatnonzero(months == month)
+        clf.partial_fit(X[rows], y[rows], classes=[0, 1])
+    assert all(_on_disk(chunk) for chunk, _ in clf.past_data_.chunks())
+    joblib.dump(clf, tmp_path / "model.joblib")
+    resumed = joblib.load(tmp_path / "model.joblib")
+    assert all(_on_disk(chunk) for chunk, _ in resumed.past_data_.chunks())
+    rows = np.flatnonzero(months == 2)
+    resumed.partial_fit(X[rows], y[rows])
+    assert all(_on_disk(chunk) for chunk, _ in resumed.past_data_.chunks())
+    first = resumed.past_data_.chunks()[0][0]
+    expected = X[months == 0]
+    if layout == "sparse":
+        assert (first != expected).nnz == 0
+    else:
+        np.testing.assert_array_equal(first, expected)
+
+
+def test_history_loaded_where_memmap_dir_is_missing_moves_at_the_next_month(stream, tmp_path):
+    import pickle
+
+    X, y, months = stream
+    store = RowStore(memmap_dir=str(tmp_path / "rows"))
+    (tmp_path / "rows").mkdir()
+    store.append(X[:50], y[:50])
+    data = pickle.dumps(store)
+    (tmp_path / "rows").rmdir()
+    loaded = pickle.loads(data)    # loads, in memory, on a machine without the folder
+    assert not _on_disk(loaded.chunks()[0][0])
+    with pytest.raises(ValueError, match="is not an existing directory"):
+        loaded.append(X[50:60], y[50:60])
+    (tmp_path / "rows").mkdir()
+    loaded.append(X[50:60], y[50:60])
+    assert all(_on_disk(chunk) for chunk, _ in loaded.chunks())
+
+
+@pytest.mark.parametrize("layout", ["dense", "sparse"])
+def test_reloaded_buffer_returns_to_memmap_dir(layout, tmp_path):
+    import pickle
+
+    X, y = _sparse_month()
+    X = X.toarray() if layout == "dense" else X
+    buffer = RehearsalBuffer(capacity=40, memmap_dir=str(tmp_path), random_state=0)
+    buffer.partial_fit(X, y)
+    assert _on_disk(buffer.X_)
+    loaded = pickle.loads(pickle.dumps(buffer))
+    assert _on_disk(loaded.X_)
+    np.testing.assert_array_equal(_dense(loaded.X_), _dense(buffer.X_))
+
+
+def _dense(X):
+    return X.toarray() if sp.issparse(X) else np.asarray(X)
