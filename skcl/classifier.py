@@ -41,6 +41,7 @@ from .utils._files import write_atomically
 from .utils._fitted import reset_fitted_attributes
 from .utils._labels import check_month_classes
 from .utils._months import check_month_label, missing_mask, stream_months
+from .utils._optimizer import replace_optimizer
 from .utils._params import carry_over_params
 from .utils._predict import ArgmaxPredictMixin
 from .utils._rollback import atomic, save_shallow_state
@@ -1150,8 +1151,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         estimator, parameters that rebuild the network (``module``,
         ``module__*``, ``criterion``, ``criterion__*``) are refused: they would
         start it from random weights while its months stay counted; ``fit``
-        starts a stream over with them. Other settings apply from the next
-        ``partial_fit`` (see :ref:`settings_between_months`).
+        starts a stream over with them. ``optimizer`` (another class) is
+        applied at once: the new optimizer is built over the current weights,
+        its state (Adam's moments) starting afresh. Other settings apply from
+        the next ``partial_fit`` (see :ref:`settings_between_months`).
 
         Parameters
         ----------
@@ -1194,6 +1197,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             # stored verbatim until fit, as sklearn expects (skorch would
             # initialize the callbacks here and fail on invalid values early)
             self.__dict__["callbacks"] = params.pop("callbacks")
+        if getattr(self, "initialized_", False) and "optimizer" in params:
+            # skorch would set it, raise, and train on with the old optimizer
+            replace_optimizer(self, params.pop("optimizer"), {
+                key: params.pop(key) for key in list(params) if key.startswith("optimizer__")})
         if params:
             super().set_params(**params)
         for name, sub_params in nested.items():

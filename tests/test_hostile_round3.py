@@ -369,3 +369,33 @@ def test_reloaded_buffer_returns_to_memmap_dir(layout, tmp_path):
 
 def _dense(X):
     return X.toarray() if sp.issparse(X) else np.asarray(X)
+
+
+# ----------------------------------------------------------------------
+# item 5: another optimizer class on a trained model
+# ----------------------------------------------------------------------
+def test_set_params_optimizer_on_a_trained_model_is_carried_over(stream, make_clf):
+    X, y, months = stream
+    clf = make_clf().partial_fit(X[months == 0], y[months == 0], classes=[0, 1])
+    weights = {k: v.clone() for k, v in clf.module_.state_dict().items()}
+    clf.set_params(optimizer=torch.optim.SGD, optimizer__momentum=0.9)
+    assert type(clf.optimizer_) is torch.optim.SGD
+    assert clf.optimizer_.param_groups[0]["momentum"] == 0.9
+    assert not clf.optimizer_.state          # a fresh state
+    for key, value in clf.module_.state_dict().items():   # the weights stay
+        assert torch.equal(value, weights[key])
+    clf.partial_fit(X[months == 1], y[months == 1])
+    assert type(clf.optimizer_) is torch.optim.SGD
+    assert clf.optimizer_.state               # the month trained with it
+
+
+def test_set_params_optimizer_that_cannot_be_built_changes_nothing(stream, make_clf):
+    X, y, months = stream
+    clf = make_clf().partial_fit(X[months == 0], y[months == 0], classes=[0, 1])
+    live = clf.optimizer_
+    with pytest.raises(ValueError, match=r"could not build the optimizer .* keeps "
+                                         r"optimizer=<class 'torch.optim.adam.Adam'>"):
+        clf.set_params(optimizer=torch.optim.SGD, optimizer__no_such_setting=1)
+    assert clf.optimizer is torch.optim.Adam and clf.optimizer_ is live
+    assert "optimizer__no_such_setting" not in clf.__dict__
+    clf.partial_fit(X[months == 1], y[months == 1])
