@@ -37,6 +37,7 @@ from ._sparse import (
 from .modules import MLP
 from .regularizers._base import training_hooks
 from .storage import RowStore
+from .utils._device import check_stream_device
 from .utils._files import write_atomically
 from .utils._fitted import reset_fitted_attributes
 from .utils._labels import check_month_classes
@@ -175,6 +176,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         Verbosity: when positive, skorch prints its per-epoch log.
     device : str or torch.device, default="cpu"
         Where the module, each month's data and the strategy's tensors live.
+        Read at the start of a stream: a change applies at the next ``fit``
+        (or ``load_weights``); until then ``partial_fit`` and prediction
+        refuse it, naming the stream's device.
     step : {"eager", "compiled"}, default="eager"
         How each training step runs. ``"eager"`` is skorch's step, operation
         by operation. ``"compiled"`` runs the built-in penalty's gradient and
@@ -412,6 +416,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             Fitted estimator, trained on one more month.
         """
         self._check_params()
+        check_stream_device(self)
         month = check_month_label(month)
         X, y = self._validate_month(X, y, reset=not self._stream_started())
         self._fit_month(X, y, classes, month, fit_params)
@@ -1063,6 +1068,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             the default ``CrossEntropyLoss``).
         """
         self.check_is_fitted()
+        check_stream_device(self)
         if isinstance(X, torch.utils.data.Dataset):
             # skorch callbacks score on the validation Dataset (encoded labels)
             return NeuralNet.predict_proba(self, X)

@@ -399,3 +399,23 @@ def test_set_params_optimizer_that_cannot_be_built_changes_nothing(stream, make_
     assert clf.optimizer is torch.optim.Adam and clf.optimizer_ is live
     assert "optimizer__no_such_setting" not in clf.__dict__
     clf.partial_fit(X[months == 1], y[months == 1])
+
+
+# ----------------------------------------------------------------------
+# item 8: a device changed mid-stream applies at the next fit
+# ----------------------------------------------------------------------
+def test_changed_device_is_refused_until_the_next_fit(stream, make_clf):
+    X, y, months = stream
+    clf = make_clf().partial_fit(X[months == 0], y[months == 0], classes=[0, 1])
+    before = clf.predict_proba(X[:10])
+    clf.set_params(device="meta")   # any device other than the stream's
+    with pytest.raises(ValueError, match=r"device='meta' was set after 1 months trained "
+                                         r"on 'cpu'.*set device='cpu' back"):
+        clf.partial_fit(X[months == 1], y[months == 1])
+    with pytest.raises(ValueError, match="device='meta' was set after 1 months"):
+        clf.predict_proba(X[:10])
+    assert clf.n_months_seen_ == 1
+    clf.set_params(device="cpu")
+    np.testing.assert_array_equal(clf.predict_proba(X[:10]), before)
+    clf.partial_fit(X[months == 1], y[months == 1])
+    assert clf.n_months_seen_ == 2
