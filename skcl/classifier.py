@@ -1423,7 +1423,7 @@ def _validate_input(estimator, X, y, reset):
         else:
             X, y = validate_data(estimator, X, y, reset=reset, dtype=[np.float32, np.float64],
                                  accept_sparse=["csr", "csc", "coo"])
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         _explain_input_error(X, exc)
         raise
     if is_scipy_sparse(X):
@@ -1445,6 +1445,15 @@ def _validate_input(estimator, X, y, reset):
 
 def _explain_input_error(X, exc):
     """Raise scikit-learn's input error again with the fix, judged from ``X`` itself."""
+    missing = np.asarray(X.isna()) if hasattr(X, "isna") else None
+    if missing is not None and missing.any():
+        if isinstance(exc, ValueError):
+            return  # scikit-learn's own "Input X contains NaN"
+        columns = list(np.asarray(X.columns)[missing.any(axis=0)]) if missing.ndim == 2 else []
+        raise ValueError(
+            f"Input X contains missing values (NaN, None or pd.NA) in columns "
+            f"{columns[:5]}; impute or drop them first (e.g. a SimpleImputer in a Pipeline)"
+        ) from exc
     dtypes = getattr(X, "dtypes", None)
     kinds = ({dtype.kind for dtype in dtypes} if dtypes is not None
              else {np.asarray(X).dtype.kind} if not hasattr(X, "tocsr") else set())

@@ -419,3 +419,21 @@ def test_changed_device_is_refused_until_the_next_fit(stream, make_clf):
     np.testing.assert_array_equal(clf.predict_proba(X[:10]), before)
     clf.partial_fit(X[months == 1], y[months == 1])
     assert clf.n_months_seen_ == 2
+
+
+# ----------------------------------------------------------------------
+# item 10: pd.NA gets scikit-learn's missing-value error, not a float() TypeError
+# ----------------------------------------------------------------------
+@pytest.mark.parametrize("column_dtype", ["Float64", "Int64", "object"])
+def test_pandas_missing_values_get_the_missing_value_error(column_dtype, stream, make_clf):
+    pd = pytest.importorskip("pandas")
+    X, y, months = stream
+    frame = pd.DataFrame(X[:60, :3].round() if column_dtype == "Int64" else X[:60, :3],
+                         columns=["a", "b", "c"]).astype(column_dtype)
+    frame.loc[4, "b"] = pd.NA
+    with pytest.raises(ValueError, match="Input X contains (NaN|missing values .* "
+                                         r"in columns \['b'\])"):
+        make_clf().partial_fit(frame, y[:60], classes=[0, 1])
+    clf = make_clf().partial_fit(X[:60, :3], y[:60], classes=[0, 1])
+    with pytest.raises(ValueError, match="Input X contains (NaN|missing values)"):
+        clf.predict_proba(frame)
