@@ -437,3 +437,50 @@ def test_pandas_missing_values_get_the_missing_value_error(column_dtype, stream,
     clf = make_clf().partial_fit(X[:60, :3], y[:60], classes=[0, 1])
     with pytest.raises(ValueError, match="Input X contains (NaN|missing values)"):
         clf.predict_proba(frame)
+
+
+# ----------------------------------------------------------------------
+# item 9: the CLI refuses missing months, NaN features and continuous labels
+# ----------------------------------------------------------------------
+def _cli_error(argv, capsys):
+    from skcl.benchmark import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--strategies", "naive"])
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_cli_refuses_a_missing_month_in_a_sparse_labels_file(tmp_path, capsys):
+    pd = pytest.importorskip("pandas")
+    X, y = _sparse_month(n_rows=90)
+    sp.save_npz(tmp_path / "X.npz", X)
+    months = np.repeat([1.0, 2.0, 3.0], 30)
+    months[40] = np.nan
+    pd.DataFrame({"month": months, "label": y}).to_csv(tmp_path / "labels.csv", index=False)
+    err = _cli_error(["--data", str(tmp_path / "X.npz"), "--labels",
+                      str(tmp_path / "labels.csv"), "--out", str(tmp_path / "out")], capsys)
+    assert "--month-column 'month' column has 1 missing values" in err and "[40]" in err
+
+
+def test_cli_refuses_nan_in_a_sparse_npz(tmp_path, capsys):
+    X, y = _sparse_month(n_rows=90)
+    X = X.astype(np.float64)
+    X.data[7] = np.nan
+    sp.save_npz(tmp_path / "X.npz", X)
+    np.savez(tmp_path / "labels.npz", month=np.repeat([1, 2, 3], 30), label=y)
+    err = _cli_error(["--data", str(tmp_path / "X.npz"), "--labels",
+                      str(tmp_path / "labels.npz"), "--out", str(tmp_path / "out")], capsys)
+    assert "the features hold 1 NaN, infinite or beyond-float32 values, e.g. nan" in err
+
+
+def test_cli_refuses_continuous_labels_in_a_csv(tmp_path, capsys):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(300, 3)), columns=list("abc"))
+    frame["month"] = np.repeat([1, 2, 3], 100)
+    frame["label"] = np.round(rng.normal(size=300), 1)
+    frame.to_csv(tmp_path / "stream.csv", index=False)
+    err = _cli_error(["--data", str(tmp_path / "stream.csv"), "--out", str(tmp_path / "o")],
+                     capsys)
+    assert "--label-column 'label' column holds continuous values" in err
