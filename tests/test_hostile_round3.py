@@ -484,3 +484,33 @@ def test_cli_refuses_continuous_labels_in_a_csv(tmp_path, capsys):
     err = _cli_error(["--data", str(tmp_path / "stream.csv"), "--out", str(tmp_path / "o")],
                      capsys)
     assert "--label-column 'label' column holds continuous values" in err
+
+
+# ----------------------------------------------------------------------
+# item 4: skorch's compile=True with EWC / OnlineEWC
+# ----------------------------------------------------------------------
+def test_per_sample_loss_of_a_compiled_criterion_leaves_training_loss_reduced():
+    from skcl.fisher import per_sample_loss
+
+    criterion = torch.nn.CrossEntropyLoss()
+    compiled = torch.compile(criterion)       # what skorch's compile=True holds
+    loss = per_sample_loss(compiled)
+    assert criterion.reduction == "mean" and compiled.reduction == "mean"
+    output, target = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+    assert loss(output, target).shape == (4,)
+    torch.testing.assert_close(loss(output, target).mean(), criterion(output, target))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("regularizer", ["EWC", "OnlineEWC"])
+def test_compile_true_with_ewc_trains_every_month_as_eager(regularizer, stream, make_clf):
+    import skcl
+
+    X, y, months = stream
+    probas = []
+    for compile_ in (False, True):
+        clf = make_clf(compile=compile_, regularizer=getattr(skcl, regularizer)(lam=10.0))
+        for month in range(3):
+            clf.partial_fit(X[months == month], y[months == month], classes=[0, 1])
+        probas.append(clf.predict_proba(X))
+    np.testing.assert_allclose(probas[0], probas[1], atol=1e-5)
