@@ -1429,9 +1429,11 @@ def _validate_input(estimator, X, y, reset):
     if is_scipy_sparse(X):
         X = to_csr(X, X.dtype)   # rows are gathered and batched as CSR
     if X.dtype == np.float64 and X.size:
-        largest = (abs(X).max(axis=0).toarray().ravel() if is_scipy_sparse(X)
-                   else np.abs(X).max(axis=0))
-        too_large = np.flatnonzero(largest > _FLOAT32_MAX)
+        # on the stored values: scipy's abs(X) would sum duplicates in the
+        # caller's own matrix, in place
+        too_large = (np.unique(X.indices[np.abs(X.data) > _FLOAT32_MAX])
+                     if is_scipy_sparse(X)
+                     else np.flatnonzero(np.abs(X).max(axis=0) > _FLOAT32_MAX))
         if len(too_large):
             names = getattr(estimator, "feature_names_in_", None)
             columns = [names[c] if names is not None else int(c) for c in too_large[:5]]

@@ -47,6 +47,10 @@ def check_loaded_stream(X, y, months, *, month_name="month", label_name="label")
             f"{np.asarray(y)[:3].tolist()}), not class labels; a classification "
             "benchmark needs a column of classes (ints or strings)"
         )
+    if np.dtype(X.dtype).kind not in "biuf":
+        raise ValueError(
+            f"the features are of dtype {X.dtype}, not real numbers; save them as floats"
+        )
     if sp.issparse(X):
         bad = np.flatnonzero(~(np.abs(X.data) <= _FLOAT32_MAX))
         if len(bad):
