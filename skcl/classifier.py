@@ -9,7 +9,6 @@ then inference, parameters, rollback and persistence.
 
 import copy
 import inspect
-import io
 import linecache
 import os
 from contextlib import nullcontext
@@ -24,23 +23,19 @@ from skorch.callbacks import EpochScoring
 from skorch.dataset import Dataset, unpack_data
 from skorch.net import NeuralNet
 
+from . import _persistence
 from ._batching import DeviceBatchIterator, RowsDataset, dataset_tensors, shared_tensor
 from ._compiled_step import compiled_train_step
-from ._sparse import (
-    as_layout,
-    check_sparse_structure,
-    host_rows,
-    is_scipy_sparse,
-    to_csr,
-    to_torch_csr,
-)
+from ._head_growth import grow_output_layer, shrink_to_state
+from ._persistence import _SKORCH_STATE
+from ._sparse import as_layout, host_rows, is_scipy_sparse, to_csr, to_torch_csr
+from ._validation import _NO_Y, _validate_input
 from .modules import MLP
 from .regularizers._base import training_hooks
 from .storage import RowStore
 from .utils._device import check_stream_device
-from .utils._files import write_atomically
 from .utils._fitted import reset_fitted_attributes
-from .utils._labels import check_month_classes
+from .utils._labels import check_month_classes, encode_labels
 from .utils._months import check_month_label, missing_mask, stream_months
 from .utils._optimizer import replace_optimizer
 from .utils._params import carry_over_params
@@ -53,24 +48,16 @@ from .utils._sklearn_compat import (
     Options,
     StrOptions,
     check_parameter_constraints,
-    validate_data,
     validate_parameter_constraints,
 )
-from .utils._weights_file import read_weights_file
 
 __all__ = ["ContinualClassifier"]
 
-_WEIGHTS_FORMAT = "skcl.weights/1"
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 # Dense data larger than this share of the free CUDA memory stays on the host
 # and is streamed to the device in chunks instead of copied whole.
 _DEVICE_BUDGET_FRACTION = 0.5
-# skorch's bookkeeping, which a fresh ``fit`` keeps
-_SKORCH_STATE = {"initialized_", "virtual_params_", "init_context_", "prefixes_",
-                 "cuda_dependent_attributes_"}
 # parameters that rebuild the network: refused once it is trained
 _ARCHITECTURE_PARAMS = ("module", "criterion")
-_NO_Y = object()  # validation of X alone (prediction), as opposed to y=None
 
 
 class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
@@ -141,6 +128,15 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         ``rehearsal_``. Each training epoch uses ``rehearsal_.fit_resample`` of the
         month, drawn afresh; the month is added with ``rehearsal_.partial_fit``
         after training. Tunable as ``rehearsal__<param>``.
+    new_classes : {"error", "grow"}, default="error"
+        What a month with labels outside ``classes_`` does. ``"error"``
+        refuses it (scikit-learn's ``partial_fit(classes=...)`` contract) and
+        changes nothing. ``"grow"`` appends the new labels to ``classes_``
+        (after the known ones, so no class changes position) and the output
+        layer grows by one row per new class, drawn as a fresh layer would
+        be; the old rows, their optimizer state and every strategy's state
+        of them are kept (see :ref:`new_classes`). ``fit`` under ``"grow"``
+        starts from the first month's classes and grows as labels arrive.
     keep_snapshots : bool, default=False
         Keep a CPU copy of the weights after each month in ``snapshots_``
         (memory: one copy of the parameters per month).
@@ -203,7 +199,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-        Class labels, fixed at the first month.
+        Class labels, fixed at the first month (sorted); with
+        ``new_classes="grow"``, labels that arrive later are appended in order
+        of arrival. ``predict_proba``'s columns follow this order.
     n_features_in_ : int
         Number of features seen at the first month.
     feature_names_in_ : ndarray of str
@@ -278,6 +276,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         "regularizer": [HasMethods(["penalty", "consolidate"]), None],
         "rehearsal": [HasMethods(["fit_resample", "partial_fit"]), None],
         "keep_snapshots": ["boolean"],
+        "new_classes": [StrOptions({"error", "grow"})],
         "memmap_dir": [str, os.PathLike, None],
         "random_state": ["random_state"],
         "step": [StrOptions({"eager", "compiled"})],
@@ -299,6 +298,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         regularizer=None,
         rehearsal=None,
         keep_snapshots=False,
+        new_classes="error",
         memmap_dir=None,
         random_state=None,
         train_split=None,
@@ -335,6 +335,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self.regularizer = regularizer
         self.rehearsal = rehearsal
         self.keep_snapshots = keep_snapshots
+        self.new_classes = new_classes
         self.memmap_dir = memmap_dir
         self.random_state = random_state
         self.step = step
@@ -348,7 +349,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
 
         Equivalent to a fresh estimator's ``partial_fit`` on each distinct month
         of ``months`` in order (sorted, or the category order of an ordered
-        pandas ``Categorical``), with ``classes`` set to every label in ``y``.
+        pandas ``Categorical``), with ``classes`` set to every label in ``y``
+        (with ``new_classes="grow"``: without ``classes``, so the classes grow
+        as they arrive).
         This is the entry point of ``GridSearchCV`` and ``cross_validate``,
         which slice ``months`` per fold through metadata routing. If anything
         raises, the estimator is left exactly as before the call.
@@ -374,7 +377,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self._check_params()
         self._reset()
         X, y = self._validate_month(X, y, reset=True)
-        classes = np.unique(y)
+        # under "grow" the classes arrive with their months, as partial_fit's would
+        classes = np.unique(y) if self.new_classes == "error" else None
         for month, rows in stream_months(months, len(y)):
             self._fit_month(X[rows], y[rows], classes, month, fit_params)
         return self
@@ -402,7 +406,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             The month's labels.
         classes : array-like of shape (n_classes,), default=None
             Every label the stream can contain. Needed on the first call unless
-            that month holds every label already; must match ``classes_`` after.
+            that month holds every label already; must match ``classes_`` after
+            (with ``new_classes="grow"``, labels not yet in ``classes_`` join it
+            instead).
         month : hashable, default=None
             The month's label (a scalar: int, string, date), recorded in
             ``months_`` and passed to the rehearsal buffer. ``None`` uses the
@@ -428,7 +434,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     def _fit_month(self, X, y, classes, month, fit_params):
         if len(y) == 0:
             raise ValueError("the month has no rows; skip empty months")
-        self.classes_ = check_month_classes(y, classes, self.__dict__.get("classes_"))
+        n_known = len(self.__dict__.get("classes_", ()))
+        self.classes_ = check_month_classes(y, classes, self.__dict__.get("classes_"),
+                                            new_classes=self.new_classes)
         if not self._stream_started():
             self._start_stream(sparse_input=is_scipy_sparse(X))
         # the stored and replayed rows of a stream are of one layout
@@ -437,7 +445,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self._apply_changed_settings(seed)
         if month is None:
             month = self.n_months_seen_
-        y_encoded = np.searchsorted(self.classes_, y)
+        y_encoded = encode_labels(self.classes_, y)
 
         X_month, y_month, X_train, y_train = self._month_data(X, y_encoded)
 
@@ -445,6 +453,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         if initialize:
             with seeded_global_torch(seed, self.device):
                 self._initialize_month_state()
+        if self.new_classes == "grow" and (initialize or len(self.classes_) > n_known):
+            # a month with new classes (or a module rebuilt at its first size)
+            grow_output_layer(self, n_known, seed + 3,
+                              required=not initialize and len(self.classes_) > n_known)
         lr = self.lr if initialize or self.finetune_lr is None else self.finetune_lr
         self._set_lr(lr)
         # per-batch records of earlier months are dropped (epoch rows stay)
@@ -1119,6 +1131,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             estimator = copy.deepcopy(self)
         finally:
             self.snapshots_ = snapshots
+        # a month before classes were added predicts the classes known then
+        shrink_to_state(estimator, snapshots[index])
         estimator.module_.load_state_dict(snapshots[index])
         return estimator
 
@@ -1325,23 +1339,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         f : str, path-like or file-like
             Where to write.
         """
-        self.check_is_fitted()
-        feature_names = getattr(self, "feature_names_in_", None)
-        payload = {
-            "format": _WEIGHTS_FORMAT,
-            "module_state": {k: v.detach().to("cpu") for k, v in self.module_.state_dict().items()},
-            "classes": self.classes_.tolist(),
-            "n_features_in": int(self.n_features_in_),
-            "feature_names_in": None if feature_names is None else feature_names.tolist(),
-            # the bundled MLP's first layer differs for sparse input (optional key)
-            "sparse_input": bool(self.__dict__.get("_sparse_input", False)),
-        }
-        buffer = io.BytesIO()
-        torch.save(payload, buffer)
-        if hasattr(f, "write"):
-            f.write(buffer.getvalue())
-            return
-        write_atomically(os.fspath(f), buffer.getvalue())
+        _persistence.save_weights(self, f)
 
     @atomic
     def load_weights(self, f):
@@ -1367,112 +1365,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             The estimator, holding the saved weights and classes, ready to
             predict or to train on further months.
         """
-        payload = _read_weights(f)
-        self._check_params()
-        self._check_weights_match(payload, f)
-        self._reset()
-        self.classes_ = np.asarray(payload["classes"])
-        self.n_features_in_ = payload["n_features_in"]
-        if payload["feature_names_in"] is not None:
-            self.feature_names_in_ = np.asarray(payload["feature_names_in"], dtype=object)
-        self._start_stream(sparse_input=bool(payload.get("sparse_input", False)))
-        with seeded_global_torch(draw_seed(self.rng_), self.device):
-            self._initialize_month_state()
-        self.module_.load_state_dict(payload["module_state"])
-        return self
-
-    def _check_weights_match(self, payload, f):
-        """Refuse a payload whose tensors this estimator's module cannot hold.
-
-        The module is built on the ``meta`` device: shapes without memory, so
-        a file claiming millions of features costs nothing to refuse.
-        """
-        probe = type(self).__new__(type(self))
-        probe.__dict__.update({k: v for k, v in self.__dict__.items()
-                               if not k.endswith("_") or k in _SKORCH_STATE})
-        probe.classes_ = np.asarray(payload["classes"])
-        probe.n_features_in_ = payload["n_features_in"]
-        probe._sparse_input = bool(payload.get("sparse_input", False))
-        with torch.device("meta"), probe._current_init_context("module"):
-            expected = probe.initialize_module().module_.state_dict()
-        saved = payload["module_state"]
-        problems = [f"{key!r} is missing" for key in expected if key not in saved]
-        problems += [f"{key!r} is not in this module" for key in saved if key not in expected]
-        problems += [
-            f"{key!r} has shape {tuple(saved[key].shape)} where this module has "
-            f"{tuple(expected[key].shape)}"
-            for key in expected
-            if key in saved and tuple(saved[key].shape) != tuple(expected[key].shape)
-        ]
-        if problems:
-            raise ValueError(
-                f"{f!r} does not fit this estimator's module (built with its module__* "
-                f"parameters, n_features={payload['n_features_in']}, n_classes="
-                f"{len(payload['classes'])}): {'; '.join(problems[:5])}. Set the "
-                "module parameters of the estimator that saved it"
-            )
-
-
-def _validate_input(estimator, X, y, reset):
-    """scikit-learn's validation, with skcl's explanations and the float32 check."""
-    check_sparse_structure(X)   # before anything reads a crafted matrix's rows
-    try:
-        if y is _NO_Y:
-            X = validate_data(estimator, X, reset=reset, dtype=[np.float32, np.float64],
-                              accept_sparse=["csr", "csc", "coo"])
-        else:
-            X, y = validate_data(estimator, X, y, reset=reset, dtype=[np.float32, np.float64],
-                                 accept_sparse=["csr", "csc", "coo"])
-    except (ValueError, TypeError) as exc:
-        _explain_input_error(X, exc)
-        raise
-    if is_scipy_sparse(X):
-        X = to_csr(X, X.dtype)   # rows are gathered and batched as CSR
-    if X.dtype == np.float64 and X.size:
-        # on the stored values: scipy's abs(X) would sum duplicates in the
-        # caller's own matrix, in place
-        too_large = (np.unique(X.indices[np.abs(X.data) > _FLOAT32_MAX])
-                     if is_scipy_sparse(X)
-                     else np.flatnonzero(np.abs(X).max(axis=0) > _FLOAT32_MAX))
-        if len(too_large):
-            names = getattr(estimator, "feature_names_in_", None)
-            columns = [names[c] if names is not None else int(c) for c in too_large[:5]]
-            raise ValueError(
-                f"X has values beyond float32's range (+-{_FLOAT32_MAX:.3g}) in columns "
-                f"{columns}, which training and prediction would turn into inf/NaN; "
-                "scale or clip those features"
-            )
-    return X if y is _NO_Y else (X, y)
-
-
-def _explain_input_error(X, exc):
-    """Raise scikit-learn's input error again with the fix, judged from ``X`` itself."""
-    missing = np.asarray(X.isna()) if hasattr(X, "isna") else None
-    if missing is not None and missing.any():
-        if isinstance(exc, ValueError):
-            return  # scikit-learn's own "Input X contains NaN"
-        columns = list(np.asarray(X.columns)[missing.any(axis=0)]) if missing.ndim == 2 else []
-        raise ValueError(
-            f"Input X contains missing values (NaN, None or pd.NA) in columns "
-            f"{columns[:5]}; impute or drop them first (e.g. a SimpleImputer in a Pipeline)"
-        ) from exc
-    dtypes = getattr(X, "dtypes", None)
-    kinds = ({dtype.kind for dtype in dtypes} if dtypes is not None
-             else {np.asarray(X).dtype.kind} if not hasattr(X, "tocsr") else set())
-    if kinds & set("OUS"):
-        try:
-            np.asarray(X, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"X must be numeric, but {exc}; encode text or categorical "
-                "columns first (e.g. a OneHotEncoder in a Pipeline)"
-            ) from exc
-    if kinds <= set("fiu") and kinds:
-        values = np.asarray(X, dtype=np.float64)
-        if np.isinf(values).any():
-            raise ValueError(
-                f"{exc} Replace or clip infinite values before training or predicting"
-            ) from exc
+        return _persistence.load_weights(self, f)
 
 
 def _draws_from_global_rng(module):
@@ -1531,11 +1424,6 @@ def _save_module(module):
             sub.training = training
 
     return restore
-
-
-def _read_weights(f):
-    """Read and check a weights file: only tensors and plain values, skcl's format."""
-    return read_weights_file(f, _WEIGHTS_FORMAT)
 
 
 def _encoded_accuracy(net, X, y):

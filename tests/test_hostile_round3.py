@@ -704,3 +704,13 @@ def test_a_float64_matrix_with_duplicates_is_not_changed_in_place():
     clf.predict_proba(X)
     np.testing.assert_array_equal(X.indptr, indptr)
     np.testing.assert_array_equal(X.indices, indices)
+
+
+def test_load_weights_with_new_classes_grow_accepts_classes_in_arrival_order(saved_weights,
+                                                                             make_clf):
+    clf, path, X = saved_weights
+    _rewrite(path, classes=[1, 0])      # what a grown model may list
+    loaded = make_clf(new_classes="grow").load_weights(path)
+    assert loaded.classes_.tolist() == [1, 0]
+    with pytest.raises(ValueError, match="load it with new_classes='grow'"):
+        make_clf().load_weights(path)

@@ -6,6 +6,9 @@ before the estimator changes: only tensors and plain values are unpickled,
 ``classes`` is a list that ``classes_`` could be (unique scalars of one type,
 in sorted order: the order of the columns of ``predict_proba``), and every
 floating-point tensor is finite (a NaN weight makes every prediction NaN).
+Classes are in sorted order unless the loading estimator has
+``new_classes="grow"``, whose ``classes_`` lists added labels in order of
+arrival.
 """
 
 import pickle
@@ -18,7 +21,7 @@ import torch
 __all__ = ["read_weights_file"]
 
 
-def read_weights_file(f, expected_format):
+def read_weights_file(f, expected_format, sorted_classes=True):
     """Read and check a weights file; return its payload (a dict).
 
     Parameters
@@ -27,6 +30,9 @@ def read_weights_file(f, expected_format):
         What to read.
     expected_format : str
         The ``"format"`` entry a file of the current version holds.
+    sorted_classes : bool, default=True
+        Whether ``classes`` must be in sorted order, as ``classes_`` is
+        unless ``new_classes="grow"`` appended labels in order of arrival.
 
     Returns
     -------
@@ -54,7 +60,7 @@ def read_weights_file(f, expected_format):
             "classes, n_features_in or feature_names_in); write it again with "
             "save_weights"
         )
-    check_saved_classes(classes, f)
+    check_saved_classes(classes, f, sorted_classes)
     check_finite_state(state, f)
     return payload
 
@@ -82,7 +88,7 @@ def _load(f):
         ) from exc
 
 
-def check_saved_classes(classes, f):
+def check_saved_classes(classes, f, sorted_classes=True):
     """Refuse ``classes`` that no fitted ``classes_`` could be."""
     kinds = {_label_kind(label) for label in classes}
     if None in kinds:
@@ -106,12 +112,13 @@ def check_saved_classes(classes, f):
             f"{f!r} lists the classes {duplicated[:10]!r} more than once; each column of "
             "predict_proba is one class: write the file again with save_weights"
         )
-    if unique != list(classes):
+    if sorted_classes and unique != list(classes):
         raise ValueError(
             f"{f!r} lists its classes as {classes[:10]!r}, not in sorted order "
             f"({unique[:10]!r}); the output columns follow classes_, which is sorted, so "
-            "these labels would name the wrong columns: write the file again with "
-            "save_weights"
+            "these labels would name the wrong columns. A model trained with "
+            "new_classes='grow' lists added classes in order of arrival: load it with "
+            "new_classes='grow'; otherwise write the file again with save_weights"
         )
 
 
