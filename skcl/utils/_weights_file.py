@@ -77,14 +77,18 @@ def _load(f):
             "not loaded (it is not a file written by save_weights); load a joblib "
             "file with joblib.load, and only if you trust its source"
         ) from exc
+    except (RuntimeError, EOFError) as exc:
+        raise ValueError(
+            f"{f!r} is damaged or truncated ({exc}); write it again with save_weights"
+        ) from exc
     except (OSError, TypeError, AttributeError):
         raise   # no such file, a directory, an object that is not a file
     except Exception as exc:
         # torch's unpickler meets a text or foreign binary file's bytes as
-        # unknown opcodes (KeyError, IndexError, ValueError ...): not a weights file
+        # unknown opcodes (KeyError, IndexError, ValueError ...)
         raise ValueError(
-            f"{f!r} is damaged, truncated or not a file written by save_weights "
-            f"({type(exc).__name__}: {exc}); write it again with save_weights"
+            f"{f!r} is not a file written by save_weights ({type(exc).__name__}: {exc}); "
+            "load joblib files with joblib.load, and write weights with save_weights"
         ) from exc
 
 
