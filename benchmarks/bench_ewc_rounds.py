@@ -26,12 +26,12 @@ the pairs and the Mann-Whitney test on the two samples.
 Result (issue 23, 2-core shared CPU, defaults: 5 months, MLP 64-100-10, 10
 epochs a month, Adam lr 1e-3, batch 64, EWC(lam=100), 30 seeds):
 
-=====================  ==============  ==============================
-code                   EWC final mean  plain fine-tuning (``--lam 0``)
-=====================  ==============  ==============================
-round 1 (``ad3d779``)  0.6114 (sd 0.036)  0.5525 (sd 0.041)
-issue-23 branch        0.6092 (sd 0.037)  0.5497 (sd 0.040)
-=====================  ==============  ==============================
+=====================  ==================  ===============================
+code                   EWC final mean      plain fine-tuning (``--lam 0``)
+=====================  ==================  ===============================
+round 1 (``ad3d779``)  0.6114 (sd 0.036)   0.5525 (sd 0.041)
+issue-23 branch        0.6092 (sd 0.037)   0.5497 (sd 0.040)
+=====================  ==================  ===============================
 
 EWC today against round 1: paired difference -0.0022 (sd 0.0125, 14 of 30
 seeds higher), Wilcoxon p = 0.78, Mann-Whitney p = 0.84: no difference to
