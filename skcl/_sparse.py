@@ -109,6 +109,9 @@ def check_sparse_structure(X, name="X"):
         raise ValueError(
             f"{name}.indptr decreases at {major} {at}: indptr[{at}] = {int(indptr[at])} "
             f"> indptr[{at + 1}] = {int(indptr[at + 1])}{fix}")
+    if X.format != "bsr" and np.ndim(X.data) != 1:
+        raise ValueError(f"{name}.data has shape {np.shape(X.data)}; a {X.format.upper()} "
+                         f"matrix stores one value per entry, a 1-D array{fix}")
     n_stored = int(indptr[-1])
     data_length = len(X.data)
     if not n_stored == len(indices) == data_length:

@@ -38,6 +38,8 @@ def _broken(kind, X):
         X.indptr = X.indptr + 1
     elif kind == "float indices":
         X.indices = X.indices.astype(np.float64)
+    elif kind == "2-D data":
+        X.data = X.data.reshape(-1, 1)
     return X
 
 
@@ -51,6 +53,7 @@ BROKEN = {
     "decreasing indptr": (ValueError, r"X.indptr decreases at row 5"),
     "indptr not starting at 0": (ValueError, r"X.indptr\[0\] is 1, not 0"),
     "float indices": (TypeError, r"X.indices must be a 1-D integer array"),
+    "2-D data": (ValueError, r"X.data has shape \(\d+, 1\); a CSR matrix stores one value"),
 }
 
 
