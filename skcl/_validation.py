@@ -52,6 +52,8 @@ def _explain_input_error(X, exc):
             f"Input X contains missing values (NaN, None or pd.NA) in columns "
             f"{columns[:5]}; impute or drop them first (e.g. a SimpleImputer in a Pipeline)"
         ) from exc
+    if not isinstance(exc, ValueError):
+        return  # scikit-learn's TypeError for objects that are not numbers, as is
     dtypes = getattr(X, "dtypes", None)
     kinds = ({dtype.kind for dtype in dtypes} if dtypes is not None
              else {np.asarray(X).dtype.kind} if not hasattr(X, "tocsr") else set())
