@@ -24,6 +24,7 @@ MODULES = [
     "skcl.modules",
     "skcl.fisher",
     "skcl.module_utils",
+    "skcl.rows",
     "skcl.regularizers",
     "skcl.rehearsal",
     "skcl.averaging",
@@ -31,6 +32,7 @@ MODULES = [
     "skcl.model_selection",
     "skcl.evaluation",
     "skcl.benchmark",
+    "skcl.distributed",
 ]
 
 # Not enforced, as in scikit-learn's own docstring test.
