@@ -362,8 +362,9 @@ def _load_data(parser, args):
     if np.issubdtype(months.dtype, np.datetime64):
         months = np.datetime_as_string(months, unit="D")
     try:
-        month_order = np.unique(months)
-    except TypeError:
+        # the one month check: a warning names the order of date-like strings
+        _, month_order = check_months(months, len(months))
+    except ValueError:
         parser.error(f"--month-column {args.month_column!r} mixes types that cannot be "
                      "sorted; use one type, e.g. 'YYYY-MM' strings")
     month_order = _first_months(parser, args, month_order, args.data)

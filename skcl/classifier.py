@@ -348,8 +348,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             Labels of the whole stream.
         months : array-like of shape (n_samples,), default=None
             Month label of each row; any sortable labels (ints, strings,
-            dates) or an ordered pandas ``Categorical``. ``None`` trains on
-            everything as a single month.
+            ``datetime64``, dates, ``pandas.Timestamp``, ``pandas.Period``)
+            or an ordered pandas ``Categorical``, kept as given in
+            ``months_``. Strings that look like dates but do not sort as
+            them (``"9/2024"``, ``"Jan"``) are sorted as text, with a
+            warning. ``None`` trains on everything as a single month.
         **fit_params
             Passed to the module's forward, as in skorch.
 
@@ -388,9 +391,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             Every label the stream can contain. Needed on the first call unless
             that month holds every label already; must match ``classes_`` after.
         month : hashable, default=None
-            The month's label (a scalar: int, string, date), recorded in
-            ``months_`` and passed to the rehearsal buffer. ``None`` uses the
-            running month count.
+            The month's label (a scalar: int, string, ``numpy.datetime64``,
+            ``datetime.date``, ``pandas.Timestamp``, ``pandas.Period``),
+            recorded as given in ``months_`` and passed to the rehearsal
+            buffer. ``None`` uses the running month count.
         **fit_params
             Passed to the module's forward, as in skorch.
 

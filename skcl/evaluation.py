@@ -23,6 +23,7 @@ from sklearn.utils import check_random_state
 
 from .utils._arrays import n_rows, plain, plain_list
 from .utils._months import check_months
+from .utils._months import month_labels as labels_as_given
 from .utils._text import text_table
 
 __all__ = ["StreamEvaluation", "evaluate_stream"]
@@ -169,7 +170,7 @@ def evaluate_stream(
     months, month_order = check_months(months, n_samples)
     classes = np.unique(y)
     splits = _split_months(y, months, month_order, test_size, random_state)
-    month_labels = [plain(month) for month in month_order]
+    month_labels = labels_as_given(month_order)
 
     records = []
     fitted = {}

@@ -240,7 +240,7 @@ class ForgettingScorer(BaseEstimator):
             return float(scores[:-1].mean())
         last_trained = _last_trained_month(estimator, self.aggregate)
         try:
-            later = labels > last_trained
+            later = _after(labels, last_trained)
         except TypeError as exc:
             raise ValueError(
                 f"test months {as_list(labels)!r} cannot be compared with the last "
@@ -684,6 +684,19 @@ def _score_one(scorer, estimator, X, y):
         for w in caught:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return score
+
+
+def _after(labels, month):
+    """Which ``labels`` (in stream order) come after ``month``.
+
+    By position when ``month`` is one of them (the stream order, which for an
+    ordered Categorical is its category order, not the labels' own ``>``),
+    else by comparison.
+    """
+    position = [i for i, label in enumerate(as_list(labels)) if label == month]
+    if position:
+        return np.arange(len(labels)) > position[0]
+    return np.asarray(labels > month, dtype=bool)
 
 
 def _month_scores(scorer, estimator, X, y, months, labels, warn=True):
