@@ -30,6 +30,7 @@ MODULES = [
     "skcl.scoring",
     "skcl.model_selection",
     "skcl.evaluation",
+    "skcl.checkpoint",
     "skcl.benchmark",
 ]
 
