@@ -127,6 +127,7 @@ from ._benchmark.runner import TaskProgress, run_tasks
 from ._benchmark.strategies import BUFFER_SHARE, LR, strategies
 from .datasets import load_sparse_stream, make_drifting_stream
 from .evaluation import _split_months
+from .scoring import get_metric_scorer
 from .utils._months import check_months
 
 __all__ = ["main"]
@@ -147,6 +148,20 @@ def _plain(value):
 # ----------------------------------------------------------------------
 # command line
 # ----------------------------------------------------------------------
+def _metric(text):
+    """``--metric``: accuracy, roc_auc, or a checked ``tpr_at_fpr`` form."""
+    if text in ("accuracy", "roc_auc"):
+        return text
+    if text.startswith("tpr_at_fpr"):
+        try:
+            get_metric_scorer(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not a metric; pass accuracy, roc_auc or tpr_at_fpr=0.01")
+
+
 def _positive_int(minimum, maximum=None):
     def parse(text):
         try:
@@ -198,9 +213,11 @@ def _build_parser():
                         help="print the strategy names, families, settings and tuning "
                              "grids, and exit")
     parser.add_argument(
-        "--metric", choices=("accuracy", "roc_auc"), default="accuracy",
-        help="score of each month's test part (roc_auc is one-vs-rest for more than two "
-             "classes; default: %(default)s)")
+        "--metric", type=_metric, default="accuracy",
+        help="score of each month's test part: accuracy, roc_auc (one-vs-rest for more "
+             "than two classes) or tpr_at_fpr[=MAX_FPR][@POSITIVE_LABEL], the detection "
+             "rate at a false-positive budget (default 0.01; positive label: the greater "
+             "label), e.g. tpr_at_fpr=0.001@malicious (default: %(default)s)")
     parser.add_argument("--device", default="cpu",
                         help="torch device, e.g. cpu or cuda (default: %(default)s)")
     parser.add_argument("--out", default="skcl-benchmark-results", metavar="DIR",
@@ -421,6 +438,14 @@ def _check_stream(parser, args, y, months, split_seeds, tune_folds):
             f"--label-column {args.label_column!r} of {source} holds a single class "
             f"({_plain(classes[0])!r}): every model would score a meaningless {args.metric} of "
             "1.0 or none at all; pass a label column with at least two classes")
+    if args.metric.startswith("tpr_at_fpr"):
+        if len(classes) != 2:
+            parser.error(f"--metric {args.metric} scores a detector of two classes, but "
+                         f"{source} has {len(classes)}; use --metric accuracy or roc_auc")
+        pos_label = get_metric_scorer(args.metric)._kwargs.get("pos_label")
+        if pos_label is not None and pos_label not in classes.tolist():
+            parser.error(f"--metric {args.metric}: the positive label {pos_label!r} is not "
+                         f"a class of {source} ({[_plain(c) for c in classes]}); name one")
     months, month_order = check_months(months, len(y))
     for split_seed in split_seeds:
         try:
@@ -428,12 +453,12 @@ def _check_stream(parser, args, y, months, split_seeds, tune_folds):
         except ValueError as exc:
             parser.error(f"{source}: {exc}")
         for month, (train, test) in zip(month_order, splits):
-            if args.metric == "roc_auc" and len(np.unique(y[test])) < 2:
+            if args.metric != "accuracy" and len(np.unique(y[test])) < 2:
                 parser.error(
                     f"{source}: month {_plain(month)!r} holds one class "
                     f"({_plain(np.unique(y[test])[0])!r}), "
-                    "where roc_auc is undefined; use --metric accuracy, or drop or merge "
-                    "the month")
+                    f"where {args.metric} is undefined; use --metric accuracy, or drop or "
+                    "merge the month")
             if args.tune and len(train) < tune_folds:
                 parser.error(
                     f"{source}: month {_plain(month)!r} has {len(train)} training rows, too few "

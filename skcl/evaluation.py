@@ -17,10 +17,10 @@ from numbers import Real
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.metrics import get_scorer
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
+from .scoring import get_metric_scorer
 from .utils._arrays import n_rows, plain, plain_list
 from .utils._months import check_months
 from .utils._months import month_labels as labels_as_given
@@ -98,8 +98,10 @@ def evaluate_stream(
         Fraction of each month held out for evaluation, stratified by label.
     metric : str or callable, default="accuracy"
         A scikit-learn scorer name (``"accuracy"``, ``"roc_auc"``,
-        ``"balanced_accuracy"``, ...) or a callable ``scorer(estimator, X, y)``
-        returning a float where higher is better.
+        ``"balanced_accuracy"``, ...), a detection rate at a false-positive
+        budget (``"tpr_at_fpr=0.001@malicious"``, see
+        :func:`~skcl.scoring.get_metric_scorer`) or a callable
+        ``scorer(estimator, X, y)`` returning a float where higher is better.
     reference : str or None, default="retrain"
         Name of the strategy that ``gap_to_reference``, ``relative_cost`` and
         ``relative_time`` compare against. The default is used only if a
@@ -488,13 +490,14 @@ def _check_metric(metric):
         return metric
     if isinstance(metric, str):
         try:
-            return get_scorer(metric)
-        except ValueError:
-            pass
+            return get_metric_scorer(metric)  # sklearn's names and 'tpr_at_fpr=...'
+        except ValueError as exc:
+            if metric.startswith("tpr_at_fpr"):
+                raise
     raise ValueError(
-        f"metric={metric!r} is not a scikit-learn scorer name; use e.g. 'accuracy' or "
-        "'roc_auc' (sklearn.metrics.get_scorer_names() lists all), or pass a callable "
-        "scorer(estimator, X, y)"
+        f"metric={metric!r} is not a scikit-learn scorer name; use e.g. 'accuracy', "
+        "'roc_auc' (sklearn.metrics.get_scorer_names() lists all) or "
+        "'tpr_at_fpr=0.001@malicious', or pass a callable scorer(estimator, X, y)"
     )
 
 
