@@ -26,6 +26,7 @@ from skorch.net import NeuralNet
 from . import _persistence
 from ._batching import DeviceBatchIterator, RowsDataset, dataset_tensors, shared_tensor
 from ._compiled_step import compiled_train_step
+from ._monthlog import MonthLog
 from ._persistence import _SKORCH_STATE
 from ._sparse import host_rows, is_scipy_sparse, to_csr, to_torch_csr
 from ._validation import _NO_Y, _validate_input
@@ -36,6 +37,7 @@ from .utils._fitted import reset_fitted_attributes
 from .utils._labels import check_month_classes
 from .utils._months import check_month_label, missing_mask, stream_months
 from .utils._params import carry_over_params
+from .utils._repr import changed_params_repr
 from .utils._predict import ArgmaxPredictMixin
 from .utils._rollback import atomic, save_shallow_state
 from .utils._seeding import draw_seed, make_rng, seeded_global_torch, torch_generator
@@ -155,7 +157,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         ends the month normally, as it ends a skorch ``fit``; any other
         ``KeyboardInterrupt`` (Ctrl-C) rolls the month back.
     verbose : int, default=0
-        Verbosity: when positive, skorch prints its per-epoch log.
+        Verbosity: when positive, one line per month (its label, new rows,
+        rows replayed from the past, epochs, final training loss, seconds)
+        and skorch's per-epoch log, each epoch labelled with its month.
     device : str or torch.device, default="cpu"
         Where the module, each month's data and the strategy's tensors live.
     step : {"eager", "compiled"}, default="eager"
@@ -328,6 +332,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         Equivalent to a fresh estimator's ``partial_fit`` on each distinct month
         of ``months`` in order (sorted, or the category order of an ordered
         pandas ``Categorical``), with ``classes`` set to every label in ``y``.
+        With ``warm_start=True`` (a skorch parameter) on a trained estimator,
+        nothing is reset: the months are trained on top of the current model,
+        as ``partial_fit`` calls would (labels must be in ``classes_``).
         This is the entry point of ``GridSearchCV`` and ``cross_validate``,
         which slice ``months`` per fold through metadata routing. If anything
         raises, the estimator is left exactly as before the call.
@@ -354,9 +361,13 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             Fitted estimator, trained on every month of the stream.
         """
         self._check_params()
-        self._reset()
-        X, y = self._validate_month(X, y, reset=True)
-        classes = np.unique(y)
+        # warm_start=True (skorch's parameter) continues the stream, as
+        # scikit-learn's warm_start reuses the previous fit
+        continuing = bool(self.warm_start) and self._stream_started()
+        if not continuing:
+            self._reset()
+        X, y = self._validate_month(X, y, reset=not continuing)
+        classes = None if continuing else np.unique(y)
         for month, rows in stream_months(months, len(y)):
             self._fit_month(X[rows], y[rows], classes, month, fit_params)
         return self
@@ -415,6 +426,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         if month is None:
             month = self.n_months_seen_
         y_encoded = np.searchsorted(self.classes_, y)
+        log = MonthLog.start(self)  # verbose: one line per month
 
         X_month, y_month, X_train, y_train = self._month_data(X, y_encoded)
 
@@ -444,6 +456,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                 self.notify("on_train_end", X=X_train, y=y_train)
             self._check_month_trained(len(X_train))
             self.on_month_end(X_month, y_month, month)
+            if log is not None:
+                log.finish(self, month, n_rows=len(y), n_train=len(X_train))
         finally:
             self.__dict__.pop("_month", None)
             self.__dict__.pop("_epoch_source", None)
@@ -719,6 +733,28 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             return False
         line = linecache.getline(frame.f_code.co_filename, tb.tb_lineno).strip()
         return line.startswith("raise")
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        """Start an epoch's history row, labelled with its month.
+
+        skorch's row (``epoch``, counted across months) gets a ``month`` key,
+        the month's label as text, which skorch's log prints at ``verbose >= 1``.
+        Safe to override if the signature is kept (call ``super()``).
+
+        Parameters
+        ----------
+        net : ContinualClassifier
+            This estimator (skorch's callback signature).
+        dataset_train, dataset_valid : Dataset or None, default=None
+            The epoch's training and validation data.
+        **kwargs
+            Passed on to skorch.
+        """
+        super().on_epoch_begin(net, dataset_train=dataset_train,
+                               dataset_valid=dataset_valid, **kwargs)
+        month = self.__dict__.get("_month")
+        if month is not None:
+            self.history.record("month", str(month["label"]))
 
     def check_data(self, X, y):
         """Accept the training data as is: ``classes_`` is fixed at the first month.
@@ -1119,6 +1155,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     @classes_.deleter
     def classes_(self):
         self.__dict__.pop("classes_", None)
+
+    def __repr__(self):
+        # scikit-learn's repr: the parameters changed from their defaults, the
+        # strategies' own included (skorch's repr shows the module only)
+        return changed_params_repr(self, defaults_from=(NeuralNet.__init__,))
 
     def _get_param_names(self):
         # skorch lists every attribute not ending in "_" as a parameter; private
