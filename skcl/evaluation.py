@@ -591,6 +591,8 @@ def _month_kwarg(estimator):
 def _take(X, rows):
     if hasattr(X, "iloc"):
         return X.iloc[rows]
+    if isinstance(X, list):  # e.g. token lists for a ContinualPipeline's hasher
+        return [X[i] for i in rows]
     return np.asarray(X)[rows] if not hasattr(X, "shape") else X[rows]
 
 
