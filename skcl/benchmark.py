@@ -125,6 +125,7 @@ from ._benchmark.report import (
 )
 from ._benchmark.runner import TaskProgress, run_tasks
 from ._benchmark.strategies import BUFFER_SHARE, LR, strategies
+from ._hashing import hash_columns
 from .datasets import load_sparse_stream, make_drifting_stream
 from .evaluation import _split_months
 from .scoring import get_metric_scorer
@@ -194,6 +195,11 @@ def _build_parser():
         help="CSV or parquet file with a month column, a label column and numeric "
              "feature columns, or a scipy.sparse .npz matrix with --labels "
              "(default: the embedded make_drifting_stream)")
+    parser.add_argument(
+        "--hash-features", type=_positive_int(2), metavar="N",
+        help="hash the --data feature columns into N sparse features: each token "
+             "(whitespace-separated) of a text column is one feature, each numeric "
+             "column one more (scikit-learn's FeatureHasher)")
     parser.add_argument(
         "--labels", metavar="PATH",
         help="with a sparse --data .npz: CSV or .npz file holding the month and label "
@@ -322,6 +328,9 @@ def _read_frame(parser, path, text):
 def _load_data(parser, args):
     """Return ``X, y, months, description`` from --data or the embedded stream."""
     if args.data is None:
+        if args.hash_features:
+            parser.error("--hash-features hashes the columns of --data; pass --data PATH "
+                         "(the embedded stream is numeric)")
         n_months = args.months or (4 if args.quick else 12)
         n_rows = 150 if args.quick else 1000
         X, y, months = make_drifting_stream(n_months=n_months, n_samples_per_month=n_rows,
@@ -333,6 +342,9 @@ def _load_data(parser, args):
     if not path.is_file():
         parser.error(f"--data {args.data!r}: no such file")
     if path.suffix.lower() == ".npz":
+        if args.hash_features:
+            parser.error(f"--hash-features hashes the columns of a CSV or parquet --data; "
+                         f"{args.data!r} is a sparse matrix already: drop --hash-features")
         return _load_sparse_data(parser, args)
     import pandas as pd
 
@@ -356,19 +368,21 @@ def _load_data(parser, args):
     not_numeric = [str(c) for c in features.columns
                    if not pd.api.types.is_numeric_dtype(features[c])
                    or pd.api.types.is_bool_dtype(features[c])]
-    if not_numeric:
+    if not_numeric and not args.hash_features:
         parser.error(f"--data {args.data!r}: feature columns must be numeric; "
-                     f"{', '.join(not_numeric)} are not (encode or drop them)")
+                     f"{', '.join(not_numeric)} are not (encode or drop them, or hash them "
+                     "with --hash-features N)")
     missing = [str(c) for c in features.columns if features[c].isna().any()]
     missing += [c for c in (args.month_column, args.label_column) if frame[c].isna().any()]
     if missing:
         parser.error(f"--data {args.data!r} has missing values in {', '.join(missing)}; "
                      "impute or drop those rows")
-    values = features.to_numpy(dtype=np.float64)
+    numeric = features[[c for c in features.columns if str(c) not in not_numeric]]
+    values = numeric.to_numpy(dtype=np.float64)
     # float32 is what the networks compute in: a larger value would become inf
     too_large = ~(np.abs(values) <= _FLOAT32_MAX)
     if too_large.any():
-        columns = [str(features.columns[j]) for j in np.flatnonzero(too_large.any(axis=0))]
+        columns = [str(numeric.columns[j]) for j in np.flatnonzero(too_large.any(axis=0))]
         row = int(np.flatnonzero(too_large.any(axis=1))[0])
         parser.error(
             f"--data {args.data!r}: feature column(s) {', '.join(columns)} hold infinite "
@@ -386,9 +400,14 @@ def _load_data(parser, args):
                      "sorted; use one type, e.g. 'YYYY-MM' strings")
     month_order = _first_months(parser, args, month_order, args.data)
     keep = np.isin(months, month_order)
-    X = values[keep].astype(np.float32)
     y = frame[args.label_column].to_numpy()[keep]
-    return X, y, months[keep], f"{args.data} ({len(month_order)} months)"
+    description = f"{args.data} ({len(month_order)} months)"
+    if args.hash_features:
+        # stateless: hashing the file once equals a FeatureHasher step per month
+        X = hash_columns(features[keep], not_numeric, args.hash_features)
+        return X, y, months[keep], f"{description}, hashed to {args.hash_features} features"
+    X = values[keep].astype(np.float32)
+    return X, y, months[keep], description
 
 
 def _first_months(parser, args, month_order, source):

@@ -222,3 +222,67 @@ def test_the_classifier_of_a_pipeline_checkpoints(stream, tmp_path):
     resumed.named_steps["scale"].fit(X[index == 0])
     load_checkpoint(resumed.named_steps["clf"], tmp_path)
     np.testing.assert_array_equal(resumed.predict_proba(X), pipe.predict_proba(X))
+
+
+def _token_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = []
+    for month in ("2024-01", "2024-02", "2024-03"):
+        for row in range(60):
+            bad = row % 2
+            tokens = " ".join([f"api{rng.integers(30)}" for _ in range(4)]
+                              + (["connect", "inject"] if bad else ["open", "read"]))
+            rows.append([month, tokens, rng.normal(bad, 1), "malicious" if bad else "benign"])
+    path = tmp_path / "tokens.csv"
+    pd.DataFrame(rows, columns=["month", "calls", "size", "label"]).to_csv(path, index=False)
+    return path
+
+
+def test_cli_hashes_text_columns(tmp_path):
+    import json
+
+    from skcl.benchmark import main
+
+    path = _token_csv(tmp_path)
+    out = tmp_path / "out"
+    assert main(["--data", str(path), "--label-column", "label", "--hash-features", "64",
+                 "--quick", "--strategies", "naive,rehearsal-fixed", "--seeds", "1",
+                 "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["n_features"] == 64
+    assert "hashed to 64 features" in summary["config"]["data"]
+
+
+def test_hashing_equals_a_feature_hasher_step():
+    from skcl._hashing import hash_columns
+
+    frame = pd.DataFrame({"calls": ["open read read", "net"], "size": [1.5, -2.0]})
+    X = hash_columns(frame, ["calls"], 32)
+    expected = FeatureHasher(n_features=32, input_type="dict").transform(
+        [{"calls=open": 1.0, "calls=read": 2.0, "size": 1.5},
+         {"calls=net": 1.0, "size": -2.0}])
+    np.testing.assert_array_equal(X.toarray(), expected.toarray())
+    assert X.dtype == np.float32
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "are not (encode or drop them, or hash them with --hash-features N)"),
+    (["--hash-features", "1"], "too small"),
+])
+def test_cli_text_columns_without_hashing_are_refused(argv, message, tmp_path, capsys):
+    from skcl.benchmark import main
+
+    path = _token_csv(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(["--data", str(path), "--label-column", "label", "--quick", *argv,
+              "--out", str(tmp_path / "out")])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_hash_features_needs_a_table(tmp_path, capsys):
+    from skcl.benchmark import main
+
+    with pytest.raises(SystemExit):
+        main(["--quick", "--hash-features", "64", "--out", str(tmp_path / "out")])
+    assert "pass --data PATH" in capsys.readouterr().err
