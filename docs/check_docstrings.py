@@ -31,6 +31,7 @@ MODULES = [
     "skcl.model_selection",
     "skcl.evaluation",
     "skcl.checkpoint",
+    "skcl.pipeline",
     "skcl.benchmark",
 ]
 

@@ -60,8 +60,8 @@ class ContinualPipeline(Pipeline):
         the rows a rehearsal buffer replays; a transform that moves each month
         changes the meaning of all of them.
     memory : None
-        scikit-learn's caching of fitted transformers; not supported (a month's
-        transformers depend on the months before it), so it must be ``None``.
+        Caching of fitted transformers (scikit-learn's); not supported, since a
+        month's transformers depend on the months before it: must be ``None``.
     verbose : bool, default=False
         Passed to :class:`~sklearn.pipeline.Pipeline`.
     transform_input : None
