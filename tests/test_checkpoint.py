@@ -305,3 +305,31 @@ def test_the_checkpoint_is_a_plain_zip_of_arrays_and_json(stream, tmp_path):
         names = archive.namelist()
     assert "skcl-checkpoint.npy" in names
     assert all(name.endswith(".npy") for name in names)
+
+
+@pytest.mark.parametrize("labels", [
+    [np.datetime64("2024-01", "M"), np.datetime64("2024-02", "M")],
+    [np.datetime64("2024-01-01T00:00:00.000000001", "ns")] * 1
+    + [np.datetime64("2024-02-01T00:00:00.000000001", "ns")],
+    [pd.Timestamp("2024-01-01", tz="Europe/Paris"), pd.Timestamp("2024-02-01", tz="Europe/Paris")],
+    [pd.Timestamp("2024-01-01"), pd.Timestamp("2024-02-01")],
+    [__import__("datetime").date(2024, 1, 1), __import__("datetime").date(2024, 2, 1)],
+    [__import__("datetime").datetime(2024, 1, 1, 12), __import__("datetime").datetime(2024, 2, 1)],
+    [pd.Period("2024-01", "M"), pd.Period("2024-02", "M")],
+    ["2024-01", "2024-02"], [1, 2], [np.int64(1), np.int64(2)], [1.5, 2.5],
+])
+def test_month_labels_of_every_kind_survive_a_checkpoint(labels, stream, tmp_path):
+    clf = _make("rehearsal-per-month", tmp_path)
+    for index, label in enumerate(labels):
+        clf.partial_fit(*_month(stream, index, False), classes=[0, 1], month=label)
+    resumed = load_checkpoint(_make("rehearsal-per-month", tmp_path),
+                              save_checkpoint(clf, tmp_path))
+    for saved, label in zip(resumed.months_, labels):
+        assert saved == label and type(saved) is type(label)
+        if isinstance(label, pd.Timestamp):
+            assert saved.tz == label.tz
+    assert list(resumed.rehearsal_.n_samples_seen_per_month_) == list(
+        clf.rehearsal_.n_samples_seen_per_month_)
+    np.testing.assert_array_equal(resumed.rehearsal_.sample_months_,
+                                  clf.rehearsal_.sample_months_)
+    assert resumed.rehearsal_.sample_months_.dtype == clf.rehearsal_.sample_months_.dtype
