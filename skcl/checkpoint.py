@@ -41,6 +41,7 @@ import scipy.sparse as sp
 import torch
 from skorch.history import History
 
+from ._head_growth import grow_output_layer
 from .storage import RowStore, _to_memmap
 from .utils._files import write_atomically
 from .utils._rollback import save_shallow_state
@@ -59,7 +60,7 @@ _REBUILT = {"initialized_", "virtual_params_", "init_context_", "prefixes_",
 # what the file must agree on with the loading estimator: the rest may change
 # between months (see the table of settings changed between months)
 _STRUCTURAL = ("module", "criterion", "optimizer", "regularizer", "rehearsal", "update",
-               "keep_snapshots")
+               "keep_snapshots", "new_classes")
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 
 
@@ -465,6 +466,9 @@ def _restore(estimator, meta, arrays, path):
     # the weights are overwritten: the seed only keeps module construction quiet
     with seeded_global_torch(0, estimator.device):
         estimator._initialize_month_state()
+    # a module given as an instance has its first size: grow it to the saved
+    # classes (new_classes="grow" saved it grown), as load_weights does
+    grow_output_layer(estimator, None, 0, required=False)
     estimator.module_.load_state_dict(decoder.decode(meta["module"]))
     estimator.criterion_.load_state_dict(decoder.decode(meta["criterion"]))
     estimator.optimizer_.load_state_dict(decoder.decode(meta["optimizer"]))

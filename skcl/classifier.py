@@ -26,6 +26,7 @@ from skorch.net import NeuralNet
 from . import _persistence
 from ._batching import DeviceBatchIterator, RowsDataset, dataset_tensors, shared_tensor
 from ._compiled_step import compiled_train_step
+from ._head_growth import grow_output_layer, shrink_to_state
 from ._monthlog import MonthLog
 from ._persistence import _SKORCH_STATE
 from ._sparse import host_rows, is_scipy_sparse, to_csr, to_torch_csr
@@ -34,7 +35,7 @@ from .modules import MLP
 from .regularizers._base import training_hooks
 from .storage import RowStore
 from .utils._fitted import reset_fitted_attributes
-from .utils._labels import check_month_classes
+from .utils._labels import check_month_classes, encode_labels
 from .utils._months import check_month_label, missing_mask, stream_months
 from .utils._params import carry_over_params
 from .utils._repr import changed_params_repr
@@ -127,6 +128,15 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         ``rehearsal_``. Each training epoch uses ``rehearsal_.fit_resample`` of the
         month, drawn afresh; the month is added with ``rehearsal_.partial_fit``
         after training. Tunable as ``rehearsal__<param>``.
+    new_classes : {"error", "grow"}, default="error"
+        What a month with labels outside ``classes_`` does. ``"error"``
+        refuses it (scikit-learn's ``partial_fit(classes=...)`` contract) and
+        changes nothing. ``"grow"`` appends the new labels to ``classes_``
+        (after the known ones, so no class changes position) and the output
+        layer grows by one row per new class, drawn as a fresh layer would
+        be; the old rows, their optimizer state and every strategy's state
+        of them are kept (see :ref:`new_classes`). ``fit`` under ``"grow"``
+        starts from the first month's classes and grows as labels arrive.
     keep_snapshots : bool, default=False
         Keep a CPU copy of the weights after each month in ``snapshots_``
         (memory: one copy of the parameters per month).
@@ -186,7 +196,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-        Class labels, fixed at the first month.
+        Class labels, fixed at the first month (sorted); with
+        ``new_classes="grow"``, labels that arrive later are appended in order
+        of arrival. ``predict_proba``'s columns follow this order.
     n_features_in_ : int
         Number of features seen at the first month.
     feature_names_in_ : ndarray of str
@@ -261,6 +273,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         "regularizer": [HasMethods(["penalty", "consolidate"]), None],
         "rehearsal": [HasMethods(["fit_resample", "partial_fit"]), None],
         "keep_snapshots": ["boolean"],
+        "new_classes": [StrOptions({"error", "grow"})],
         "memmap_dir": [str, os.PathLike, None],
         "random_state": ["random_state"],
         "step": [StrOptions({"eager", "compiled"})],
@@ -282,6 +295,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         regularizer=None,
         rehearsal=None,
         keep_snapshots=False,
+        new_classes="error",
         memmap_dir=None,
         random_state=None,
         train_split=None,
@@ -318,6 +332,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self.regularizer = regularizer
         self.rehearsal = rehearsal
         self.keep_snapshots = keep_snapshots
+        self.new_classes = new_classes
         self.memmap_dir = memmap_dir
         self.random_state = random_state
         self.step = step
@@ -331,10 +346,12 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
 
         Equivalent to a fresh estimator's ``partial_fit`` on each distinct month
         of ``months`` in order (sorted, or the category order of an ordered
-        pandas ``Categorical``), with ``classes`` set to every label in ``y``.
-        With ``warm_start=True`` (a skorch parameter) on a trained estimator,
-        nothing is reset: the months are trained on top of the current model,
-        as ``partial_fit`` calls would (labels must be in ``classes_``).
+        pandas ``Categorical``), with ``classes`` set to every label in ``y``
+        (with ``new_classes="grow"``: without ``classes``, so the classes grow
+        as they arrive). With ``warm_start=True`` (a skorch parameter) on a
+        trained estimator, nothing is reset: the months are trained on top of
+        the current model, as ``partial_fit`` calls would (labels must be in
+        ``classes_``, unless ``new_classes="grow"``).
         This is the entry point of ``GridSearchCV`` and ``cross_validate``,
         which slice ``months`` per fold through metadata routing. If anything
         raises, the estimator is left exactly as before the call.
@@ -367,7 +384,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         if not continuing:
             self._reset()
         X, y = self._validate_month(X, y, reset=not continuing)
-        classes = None if continuing else np.unique(y)
+        # under "grow" the classes arrive with their months, as partial_fit's would
+        classes = np.unique(y) if self.new_classes == "error" and not continuing else None
         for month, rows in stream_months(months, len(y)):
             self._fit_month(X[rows], y[rows], classes, month, fit_params)
         return self
@@ -392,7 +410,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             The month's labels.
         classes : array-like of shape (n_classes,), default=None
             Every label the stream can contain. Needed on the first call unless
-            that month holds every label already; must match ``classes_`` after.
+            that month holds every label already; must match ``classes_`` after
+            (with ``new_classes="grow"``, labels not yet in ``classes_`` join it
+            instead).
         month : hashable, default=None
             The month's label (a scalar: int, string, ``numpy.datetime64``,
             ``datetime.date``, ``pandas.Timestamp``, ``pandas.Period``),
@@ -418,14 +438,16 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     def _fit_month(self, X, y, classes, month, fit_params):
         if len(y) == 0:
             raise ValueError("the month has no rows; skip empty months")
-        self.classes_ = check_month_classes(y, classes, self.__dict__.get("classes_"))
+        n_known = len(self.__dict__.get("classes_", ()))
+        self.classes_ = check_month_classes(y, classes, self.__dict__.get("classes_"),
+                                            new_classes=self.new_classes)
         if not self._stream_started():
             self._start_stream(sparse_input=is_scipy_sparse(X))
         seed = draw_seed(self.rng_)
         self._apply_changed_settings(seed)
         if month is None:
             month = self.n_months_seen_
-        y_encoded = np.searchsorted(self.classes_, y)
+        y_encoded = encode_labels(self.classes_, y)
         log = MonthLog.start(self)  # verbose: one line per month
 
         X_month, y_month, X_train, y_train = self._month_data(X, y_encoded)
@@ -434,6 +456,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         if initialize:
             with seeded_global_torch(seed, self.device):
                 self._initialize_month_state()
+        if self.new_classes == "grow" and (initialize or len(self.classes_) > n_known):
+            # a month with new classes (or a module rebuilt at its first size)
+            grow_output_layer(self, n_known, seed + 3,
+                              required=not initialize and len(self.classes_) > n_known)
         lr = self.lr if initialize or self.finetune_lr is None else self.finetune_lr
         self._set_lr(lr)
         # per-batch records of earlier months are dropped (epoch rows stay)
@@ -1131,6 +1157,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             estimator = copy.deepcopy(self)
         finally:
             self.snapshots_ = snapshots
+        # a month before classes were added predicts the classes known then
+        shrink_to_state(estimator, snapshots[index])
         estimator.module_.load_state_dict(snapshots[index])
         return estimator
 

@@ -62,6 +62,8 @@ STRATEGIES = {
     "rehearsal+agem": {"rehearsal": _buffer(), "regularizer": AGEM(sample_size=16)},
     "sparse+rehearsal+ewc": {"rehearsal": _buffer(), "regularizer": EWC(), "sparse": True},
     "dropout": {"module__dropout": 0.2},
+    # a third class arrives in the second month: the saved head is grown
+    "grow+rehearsal+ewc": {"new_classes": "grow", "rehearsal": _buffer(), "regularizer": EWC()},
 }
 
 
@@ -74,19 +76,21 @@ def stream():
 def _make(name, tmp_path):
     params = dict(STRATEGIES[name])
     params.pop("sparse", None)
+    params = {"module__hidden_units": (8,), **params}
     for key, value in list(params.items()):
         if value == "TMP":
             params[key] = str(tmp_path)
         elif key == "rehearsal" and value.memmap_dir == "TMP":
             params[key] = value.set_params(memmap_dir=str(tmp_path))
-    return ContinualClassifier(max_epochs=2, batch_size=16, random_state=0,
-                               module__hidden_units=(8,), **params)
+    return ContinualClassifier(max_epochs=2, batch_size=16, random_state=0, **params)
 
 
-def _month(stream, index, sparse):
+def _month(stream, index, sparse, new_class=False):
     X, y, months = stream
-    X_month = X[months == index]
-    return (sp.csr_matrix(X_month) if sparse else X_month), y[months == index]
+    X_month, y_month = X[months == index], y[months == index].copy()
+    if new_class and index >= 1:
+        y_month[::5] = 2  # a third class arrives with the second month
+    return (sp.csr_matrix(X_month) if sparse else X_month), y_month
 
 
 def _state(clf):
@@ -120,22 +124,25 @@ def _assert_same(a, b):
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_resume_from_checkpoint_equals_uninterrupted(name, stream, tmp_path):
     sparse = STRATEGIES[name].get("sparse", False)
+    grow = STRATEGIES[name].get("new_classes") == "grow"
     X_test = _month(stream, 2, sparse)[0]
     uninterrupted = _make(name, tmp_path)
     for index in range(3):
-        uninterrupted.partial_fit(*_month(stream, index, sparse), classes=[0, 1],
+        uninterrupted.partial_fit(*_month(stream, index, sparse, grow), classes=[0, 1],
                                   month=MONTHS[index])
 
     stopped = _make(name, tmp_path)
     for index in range(2):
-        stopped.partial_fit(*_month(stream, index, sparse), classes=[0, 1],
+        stopped.partial_fit(*_month(stream, index, sparse, grow), classes=[0, 1],
                             month=MONTHS[index])
     path = save_checkpoint(stopped, tmp_path / "checkpoints")
     del stopped
     resumed = load_checkpoint(_make(name, tmp_path), tmp_path / "checkpoints")
     assert resumed.months_ == MONTHS[:2]
     assert all(type(m) is pd.Period for m in resumed.months_)
-    resumed.partial_fit(*_month(stream, 2, sparse), month=MONTHS[2])
+    resumed.partial_fit(*_month(stream, 2, sparse, grow), month=MONTHS[2])
+    if grow:
+        assert resumed.classes_.tolist() == [0, 1, 2]
 
     _assert_same(_state(uninterrupted), _state(resumed))
     np.testing.assert_array_equal(uninterrupted.predict_proba(X_test),
