@@ -41,8 +41,6 @@ def main():
     print("| strategy | checkpoint KiB | joblib KiB | resumed == uninterrupted |")
     print("| --- | ---: | ---: | --- |")
     for name, strategy in strategies().items():
-        if name == "averaging":  # not a ContinualClassifier: no checkpoint yet
-            continue
         full = strategy.build(config)
         for m, rows in enumerate(month_rows):
             full.partial_fit(X[rows], y[rows], classes=[0, 1], month=m)
@@ -56,16 +54,23 @@ def main():
         pickled = io.BytesIO()
         joblib.dump(stopped, pickled)
         resumed.partial_fit(X[month_rows[-1]], y[month_rows[-1]], month=11)
-        same = (all(torch.equal(a, b) for a, b in zip(full.module_.state_dict().values(),
-                                                       resumed.module_.state_dict().values()))
-                and all(torch.equal(a, b) for sa, sb in zip(
-                    full.optimizer_.state_dict()["state"].values(),
-                    resumed.optimizer_.state_dict()["state"].values())
-                    for a, b in zip(sa.values(), sb.values()))
-                and np.array_equal(full.predict_proba(X), resumed.predict_proba(X))
-                and full.months_ == resumed.months_)
+        nets = list(zip(getattr(full, "estimators_", [full]),
+                        getattr(resumed, "estimators_", [resumed])))
+        same = (all(_same_net(a, b) for a, b in nets)
+                and np.array_equal(full.predict_proba(X), resumed.predict_proba(X)))
         print(f"| {name} | {size / 1024:.0f} | {len(pickled.getvalue()) / 1024:.0f} | "
               f"{'yes' if same else 'NO'} |", flush=True)
+
+
+def _same_net(a, b):
+    """Weights, optimizer state and months equal bit for bit."""
+    return (all(torch.equal(u, v) for u, v in zip(a.module_.state_dict().values(),
+                                                   b.module_.state_dict().values()))
+            and all(torch.equal(u, v) for sa, sb in zip(
+                a.optimizer_.state_dict()["state"].values(),
+                b.optimizer_.state_dict()["state"].values())
+                for u, v in zip(sa.values(), sb.values()))
+            and a.months_ == b.months_)
 
 
 if __name__ == "__main__":

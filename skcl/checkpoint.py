@@ -60,7 +60,7 @@ _REBUILT = {"initialized_", "virtual_params_", "init_context_", "prefixes_",
 # what the file must agree on with the loading estimator: the rest may change
 # between months (see the table of settings changed between months)
 _STRUCTURAL = ("module", "criterion", "optimizer", "regularizer", "rehearsal", "update",
-               "keep_snapshots", "new_classes")
+               "keep_snapshots", "new_classes", "estimator")
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 
 
@@ -79,8 +79,9 @@ def save_checkpoint(estimator, directory, *, keep_last=None):
 
     Parameters
     ----------
-    estimator : ContinualClassifier
-        A fitted estimator.
+    estimator : ContinualClassifier or MonthlyAveragingClassifier
+        A fitted estimator (of a :class:`~skcl.ContinualPipeline`, its last
+        step: stateless steps need no saving).
     directory : str or path-like
         Where the checkpoints of this model live; created if missing.
     keep_last : int or None, default=None
@@ -119,16 +120,29 @@ def save_checkpoint(estimator, directory, *, keep_last=None):
                                   or not isinstance(keep_last, int | np.integer)
                                   or keep_last < 1):
         raise ValueError(f"keep_last={keep_last!r} must be an int >= 1 or None")
-    estimator.check_is_fitted()
+    _check_fitted(estimator)
     payload = _payload(estimator)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"checkpoint-{int(estimator.n_months_seen_):06d}.npz"
+    n_months = (estimator.n_months_seen_ if not _is_ensemble(estimator)
+                else len(estimator.estimator_months_))
+    path = directory / f"checkpoint-{int(n_months):06d}.npz"
     write_atomically(path, payload)
     if keep_last is not None:
         for old in _checkpoints(directory)[:-keep_last]:
             old.unlink(missing_ok=True)
     return path
+
+
+def _check_fitted(estimator):
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(estimator)
+    if "module_" not in estimator.__dict__ and not _is_ensemble(estimator):
+        raise TypeError(
+            f"save_checkpoint saves a ContinualClassifier or a MonthlyAveragingClassifier, "
+            f"got a {type(estimator).__name__}; save a pipeline's last step "
+            "(pipeline.named_steps[name]) and rebuild its other steps")
 
 
 def latest_checkpoint(directory):
@@ -168,7 +182,7 @@ def load_checkpoint(estimator, path):
 
     Parameters
     ----------
-    estimator : ContinualClassifier
+    estimator : ContinualClassifier or MonthlyAveragingClassifier
         The estimator to load into (typically freshly constructed); its
         previous state is replaced.
     path : str or path-like
@@ -243,25 +257,44 @@ def load_checkpoint(estimator, path):
 # ----------------------------------------------------------------------
 def _payload(estimator):
     encoder = _Encoder()
-    state = {name: encoder.encode(value, name)
-             for name, value in estimator.__dict__.items()
-             if name not in _REBUILT and (name.endswith("_") or name == "_sparse_input")
-             and not name.startswith("__")}
-    meta = {
-        "format": _FORMAT,
-        "estimator": type(estimator).__name__,
-        "structure": _structure(estimator),
-        "state": state,
-        "module": encoder.encode(estimator.module_.state_dict(), "module_"),
-        "criterion": encoder.encode(estimator.criterion_.state_dict(), "criterion_"),
-        "optimizer": encoder.encode(estimator.optimizer_.state_dict(), "optimizer_"),
-        "history": encoder.encode(list(estimator.history_), "history_"),
-    }
+    meta = {"format": _FORMAT, "estimator": type(estimator).__name__,
+            "structure": _structure(estimator)}
+    if _is_ensemble(estimator):
+        # model averaging: its own state, and each month's network in full
+        meta["state"] = _encode_state(estimator, encoder, skip={"estimators_"})
+        meta["members"] = [dict(_net_meta(member, encoder),
+                                random_state=encoder.encode(member.random_state, "member"))
+                           for member in estimator.estimators_]
+    else:
+        meta.update(_net_meta(estimator, encoder))
     arrays = dict(encoder.arrays)
     arrays[_META] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()
+
+
+def _is_ensemble(estimator):
+    """Model averaging (``estimators_`` of continual classifiers), not one network."""
+    return "module_" not in estimator.__dict__ and "estimators_" in estimator.__dict__
+
+
+def _encode_state(estimator, encoder, skip=()):
+    return {name: encoder.encode(value, name)
+            for name, value in estimator.__dict__.items()
+            if name not in _REBUILT and name not in skip and not name.startswith("__")
+            and (name.endswith("_") or name == "_sparse_input")}
+
+
+def _net_meta(estimator, encoder):
+    """One ContinualClassifier's fitted state, its network's as state dicts."""
+    return {
+        "state": _encode_state(estimator, encoder),
+        "module": encoder.encode(estimator.module_.state_dict(), "module_"),
+        "criterion": encoder.encode(estimator.criterion_.state_dict(), "criterion_"),
+        "optimizer": encoder.encode(estimator.optimizer_.state_dict(), "optimizer_"),
+        "history": encoder.encode(list(estimator.history_), "history_"),
+    }
 
 
 def _structure(estimator):
@@ -428,10 +461,14 @@ def _read(path):
         meta = json.loads(meta_bytes.tobytes().decode())
         if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
             raise ValueError(f"its format is not {_FORMAT!r}")
-        for key in ("estimator", "structure", "state", "module", "criterion", "optimizer",
-                    "history"):
+        required = ("estimator", "structure", "state",
+                    *(("members",) if "members" in meta else
+                      ("module", "criterion", "optimizer", "history")))
+        for key in required:
             if key not in meta:
                 raise ValueError(f"{key!r} is missing")
+        if "members" in meta and not isinstance(meta["members"], list):
+            raise ValueError("'members' is not a list")
         if not isinstance(meta["state"], dict):
             raise ValueError("'state' is not a mapping")
     except (ValueError, UnicodeDecodeError) as exc:
@@ -455,6 +492,31 @@ def _restore(estimator, meta, arrays, path):
             f"{str(path)!r} was saved by an estimator built differently: "
             f"{'; '.join(differ)}. Build the estimator with the parameters of the one "
             "that saved it (other parameters may change between months)")
+    if "members" not in meta:
+        _restore_net(estimator, meta, arrays, path)
+        return
+    from sklearn.base import clone
+
+    from .classifier import ContinualClassifier
+
+    members = []
+    for member_meta in meta["members"]:
+        member = (ContinualClassifier() if estimator.estimator is None
+                  else clone(estimator.estimator))
+        decoder = _Decoder(arrays, _allowed_classes(member), member.device, path)
+        member.set_params(random_state=decoder.decode(member_meta["random_state"]))
+        _restore_net(member, member_meta, arrays, path)
+        members.append(member)
+    decoder = _Decoder(arrays, _allowed_classes(estimator), "cpu", path)
+    state = {key: decoder.decode(value) for key, value in meta["state"].items()}
+    for key in [k for k in estimator.__dict__ if k.endswith("_") and not k.startswith("__")]:
+        del estimator.__dict__[key]
+    estimator.__dict__.update(state)
+    estimator.estimators_ = members
+
+
+def _restore_net(estimator, meta, arrays, path):
+    """Put one ContinualClassifier's saved state into ``estimator``."""
     estimator._check_params()
     decoder = _Decoder(arrays, _allowed_classes(estimator), estimator.device, path)
     state = {key: decoder.decode(value) for key, value in meta["state"].items()

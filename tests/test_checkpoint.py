@@ -340,3 +340,45 @@ def test_month_labels_of_every_kind_survive_a_checkpoint(labels, stream, tmp_pat
     np.testing.assert_array_equal(resumed.rehearsal_.sample_months_,
                                   clf.rehearsal_.sample_months_)
     assert resumed.rehearsal_.sample_months_.dtype == clf.rehearsal_.sample_months_.dtype
+
+
+def test_model_averaging_resumes_from_checkpoint(stream, tmp_path):
+    from skcl import MonthlyAveragingClassifier
+
+    make = lambda: MonthlyAveragingClassifier(
+        ContinualClassifier(max_epochs=2, batch_size=16, module__hidden_units=(8,),
+                            regularizer=EWC()),
+        weights="recency", random_state=0)
+    uninterrupted = make()
+    for index in range(3):
+        uninterrupted.partial_fit(*_month(stream, index, False), classes=[0, 1],
+                                  month=MONTHS[index])
+    stopped = make()
+    for index in range(2):
+        stopped.partial_fit(*_month(stream, index, False), classes=[0, 1], month=MONTHS[index])
+    path = save_checkpoint(stopped, tmp_path)
+    assert path.name == "checkpoint-000002.npz"
+    resumed = load_checkpoint(make(), path)
+    assert resumed.estimator_months_ == MONTHS[:2]
+    assert [m.random_state for m in resumed.estimators_] == [
+        m.random_state for m in stopped.estimators_]
+    resumed.partial_fit(*_month(stream, 2, False), month=MONTHS[2])
+    X = stream[0]
+    np.testing.assert_array_equal(uninterrupted.predict_proba(X), resumed.predict_proba(X))
+    for a, b in zip(uninterrupted.estimators_, resumed.estimators_):
+        _assert_same(_state(a), _state(b))
+
+
+def test_only_continual_estimators_are_checkpointed(stream, tmp_path):
+    from sklearn.exceptions import NotFittedError
+    from sklearn.preprocessing import StandardScaler
+
+    from skcl import ContinualPipeline
+
+    with pytest.raises(NotFittedError):
+        save_checkpoint(ContinualClassifier(), tmp_path)
+    pipe = ContinualPipeline([("scale", StandardScaler()), ("clf", _make("naive", tmp_path))])
+    pipe.partial_fit(*_month(stream, 0, False), classes=[0, 1])
+    with pytest.raises(TypeError, match=r"got a ContinualPipeline; save a pipeline's last step"):
+        save_checkpoint(pipe, tmp_path)
+    assert not list(tmp_path.glob("*.npz"))
