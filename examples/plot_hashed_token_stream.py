@@ -30,6 +30,7 @@ Read more in the :ref:`User Guide <monthly_job>`.
 import tempfile
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from sklearn.feature_extraction import FeatureHasher
@@ -138,8 +139,6 @@ result = evaluate_stream({"replay": make_model(), "naive": naive}, all_tokens, a
 print(result.format_summary())
 
 # %%
-import matplotlib.pyplot as plt
-
 fig, ax = plt.subplots(figsize=(6, 3.5))
 for name in ("replay", "naive"):
     ax.plot([str(m) for m in result.months], result.matrix(name)[-1], marker="o", label=name)

@@ -38,8 +38,8 @@ from .utils._fitted import reset_fitted_attributes
 from .utils._labels import check_month_classes, encode_labels
 from .utils._months import check_month_label, missing_mask, stream_months
 from .utils._params import carry_over_params
-from .utils._repr import changed_params_repr
 from .utils._predict import ArgmaxPredictMixin
+from .utils._repr import changed_params_repr
 from .utils._rollback import atomic, save_shallow_state
 from .utils._seeding import draw_seed, make_rng, seeded_global_torch, torch_generator
 from .utils._sklearn_compat import (

@@ -540,7 +540,7 @@ def _check_metric(metric):
     if isinstance(metric, str):
         try:
             return get_metric_scorer(metric)  # sklearn's names and 'tpr_at_fpr=...'
-        except ValueError as exc:
+        except ValueError:
             if metric.startswith("tpr_at_fpr"):
                 raise
     raise ValueError(

@@ -991,9 +991,14 @@ def get_metric_scorer(metric, estimator=None):
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
     >>> from skcl.scoring import get_metric_scorer
-    >>> get_metric_scorer("tpr_at_fpr=0.001@malicious")
-    make_scorer(tpr_at_fpr, response_method=('predict_proba', 'decision_function'), max_fpr=0.001, pos_label=malicious)
+    >>> X = np.arange(8.0).reshape(-1, 1)
+    >>> y = np.array(["benign"] * 4 + ["malicious"] * 4)
+    >>> scorer = get_metric_scorer("tpr_at_fpr=0.001@malicious")
+    >>> scorer(LogisticRegression().fit(X, y), X, y)
+    1.0
     """
     if isinstance(metric, str):
         match = _TPR_AT_FPR.match(metric)

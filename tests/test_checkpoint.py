@@ -345,10 +345,12 @@ def test_month_labels_of_every_kind_survive_a_checkpoint(labels, stream, tmp_pat
 def test_model_averaging_resumes_from_checkpoint(stream, tmp_path):
     from skcl import MonthlyAveragingClassifier
 
-    make = lambda: MonthlyAveragingClassifier(
-        ContinualClassifier(max_epochs=2, batch_size=16, module__hidden_units=(8,),
-                            regularizer=EWC()),
-        weights="recency", random_state=0)
+    def make():
+        return MonthlyAveragingClassifier(
+            ContinualClassifier(max_epochs=2, batch_size=16, module__hidden_units=(8,),
+                                regularizer=EWC()),
+            weights="recency", random_state=0)
+
     uninterrupted = make()
     for index in range(3):
         uninterrupted.partial_fit(*_month(stream, index, False), classes=[0, 1],

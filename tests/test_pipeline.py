@@ -84,8 +84,11 @@ def test_scaler_is_fitted_on_the_first_month_then_frozen_or_updated(update, stre
 def test_fit_equals_partial_fit_month_by_month(update, stream):
     X, y, index = stream
     months = np.array(MONTHS)[index]
-    steps = lambda: [("scale", StandardScaler()), ("pca", IncrementalPCA(n_components=5)),
-                     ("clf", _clf(regularizer=EWC()))]
+
+    def steps():
+        return [("scale", StandardScaler()), ("pca", IncrementalPCA(n_components=5)),
+                ("clf", _clf(regularizer=EWC()))]
+
     fitted = ContinualPipeline(steps(), update_transformers=update).fit(X, y, months=months)
     stepwise = ContinualPipeline(steps(), update_transformers=update)
     for code, month in enumerate(MONTHS):
@@ -214,7 +217,10 @@ def test_grid_search_without_routing_passes_months_to_fit(stream):
 
 def test_the_classifier_of_a_pipeline_checkpoints(stream, tmp_path):
     X, y, index = stream
-    make = lambda: ContinualPipeline([("scale", StandardScaler()), ("clf", _clf())])
+
+    def make():
+        return ContinualPipeline([("scale", StandardScaler()), ("clf", _clf())])
+
     pipe = make().partial_fit(X[index == 0], y[index == 0], classes=[0, 1], month="a")
     save_checkpoint(pipe.named_steps["clf"], tmp_path)
     resumed = make()
