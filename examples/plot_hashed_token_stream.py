@@ -91,13 +91,12 @@ def detection_rate(model, tokens, labels):
 
 def monthly_job(tokens, labels, month):
     model = make_model()
-    clf = model.named_steps["clf"]
     if latest_checkpoint(checkpoints) is not None:
-        load_checkpoint(clf, checkpoints)
+        load_checkpoint(model, checkpoints)
         rate = detection_rate(model, tokens, labels)
         print(f"{month}: detection at 1% FPR before training: {rate:.2f}")
     model.partial_fit(tokens, labels, classes=["benign", "malicious"], month=month)
-    save_checkpoint(clf, checkpoints, keep_last=3)
+    save_checkpoint(model, checkpoints, keep_last=3)
     return model
 
 
@@ -113,9 +112,9 @@ print("months trained:", model.months_)
 print("checkpoints kept:", sorted(path.name for path in Path(checkpoints).iterdir()))
 
 # %%
-# The hasher holds no state, so the checkpoint of the classifier is the
-# whole job's state. Running the same months without ever stopping gives the
-# very same model:
+# The checkpoint holds the whole pipeline's state (the hasher has none, the
+# classifier everything: weights, optimizer, replay rows, months). Running the
+# same months without ever stopping gives the very same model:
 uninterrupted = make_model()
 for month, (tokens, labels) in zip(MONTHS, stream):
     uninterrupted.partial_fit(tokens, labels, classes=["benign", "malicious"], month=month)

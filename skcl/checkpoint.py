@@ -79,9 +79,9 @@ def save_checkpoint(estimator, directory, *, keep_last=None):
 
     Parameters
     ----------
-    estimator : ContinualClassifier or MonthlyAveragingClassifier
-        A fitted estimator (of a :class:`~skcl.ContinualPipeline`, its last
-        step: stateless steps need no saving).
+    estimator : ContinualClassifier, MonthlyAveragingClassifier or ContinualPipeline
+        A fitted estimator; of a pipeline, the fitted state of every
+        transformer (a scaler's mean, a PCA's components) is saved too.
     directory : str or path-like
         Where the checkpoints of this model live; created if missing.
     keep_last : int or None, default=None
@@ -120,12 +120,12 @@ def save_checkpoint(estimator, directory, *, keep_last=None):
                                   or not isinstance(keep_last, int | np.integer)
                                   or keep_last < 1):
         raise ValueError(f"keep_last={keep_last!r} must be an int >= 1 or None")
-    _check_fitted(estimator)
+    final = _check_fitted(estimator)
     payload = _payload(estimator)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    n_months = (estimator.n_months_seen_ if not _is_ensemble(estimator)
-                else len(estimator.estimator_months_))
+    n_months = (final.n_months_seen_ if not _is_ensemble(final)
+                else len(final.estimator_months_))
     path = directory / f"checkpoint-{int(n_months):06d}.npz"
     write_atomically(path, payload)
     if keep_last is not None:
@@ -138,11 +138,13 @@ def _check_fitted(estimator):
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(estimator)
-    if "module_" not in estimator.__dict__ and not _is_ensemble(estimator):
+    final = estimator.steps[-1][1] if _is_pipeline(estimator) else estimator
+    if "module_" not in final.__dict__ and not _is_ensemble(final):
         raise TypeError(
-            f"save_checkpoint saves a ContinualClassifier or a MonthlyAveragingClassifier, "
-            f"got a {type(estimator).__name__}; save a pipeline's last step "
-            "(pipeline.named_steps[name]) and rebuild its other steps")
+            f"save_checkpoint saves a ContinualClassifier, a MonthlyAveragingClassifier "
+            f"or a ContinualPipeline ending in one, got a {type(estimator).__name__}"
+            f"{'' if final is estimator else ' ending in a ' + type(final).__name__}")
+    return final
 
 
 def latest_checkpoint(directory):
@@ -182,7 +184,7 @@ def load_checkpoint(estimator, path):
 
     Parameters
     ----------
-    estimator : ContinualClassifier or MonthlyAveragingClassifier
+    estimator : ContinualClassifier, MonthlyAveragingClassifier or ContinualPipeline
         The estimator to load into (typically freshly constructed); its
         previous state is replaced.
     path : str or path-like
@@ -237,8 +239,7 @@ def load_checkpoint(estimator, path):
                 "month and save_checkpoint it, or pass a checkpoint file")
         path = latest
     meta, arrays = _read(path)
-    save = getattr(estimator, "_save_state", None)
-    restore = save() if save is not None else save_shallow_state(estimator)
+    restore = _save_state(estimator)
     try:
         _restore(estimator, meta, arrays, path)
     except BaseException as exc:
@@ -252,26 +253,67 @@ def load_checkpoint(estimator, path):
     return estimator
 
 
+def _save_state(estimator):
+    """Record what loading can change; return the function putting it back."""
+    if _is_pipeline(estimator):
+        final = estimator.steps[-1][1]
+        restores = [_save_state(final)]
+        for _, step in estimator.steps[:-1]:
+            if not _passthrough(step):
+                saved = copy.deepcopy(step.__dict__)
+                restores.append(lambda step=step, saved=saved: (
+                    step.__dict__.clear(), step.__dict__.update(saved)))
+        return lambda: [restore() for restore in restores]
+    save = getattr(estimator, "_save_state", None)
+    return save() if save is not None else save_shallow_state(estimator)
+
+
 # ----------------------------------------------------------------------
 # writing
 # ----------------------------------------------------------------------
 def _payload(estimator):
     encoder = _Encoder()
     meta = {"format": _FORMAT, "estimator": type(estimator).__name__,
-            "structure": _structure(estimator)}
-    if _is_ensemble(estimator):
-        # model averaging: its own state, and each month's network in full
-        meta["state"] = _encode_state(estimator, encoder, skip={"estimators_"})
-        meta["members"] = [dict(_net_meta(member, encoder),
-                                random_state=encoder.encode(member.random_state, "member"))
-                           for member in estimator.estimators_]
-    else:
-        meta.update(_net_meta(estimator, encoder))
+            "structure": _structure(estimator), **_estimator_meta(estimator, encoder)}
     arrays = dict(encoder.arrays)
     arrays[_META] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()
+
+
+def _estimator_meta(estimator, encoder):
+    """The fitted state of a network, a model average, or a pipeline ending in one."""
+    if _is_pipeline(estimator):
+        # the transformers' fitted attributes (their parameters are the
+        # loader's), then the final step in full
+        final = estimator.steps[-1][1]
+        return {"transformers": [[name, None if _passthrough(step) else
+                                  {k: encoder.encode(v, f"{name}.{k}")
+                                   for k, v in _fitted_attributes(step).items()}]
+                                 for name, step in estimator.steps[:-1]],
+                "final": {"estimator": type(final).__name__,
+                          **_estimator_meta(final, encoder)}}
+    if _is_ensemble(estimator):
+        # model averaging: its own state, and each month's network in full
+        return {"state": _encode_state(estimator, encoder, skip={"estimators_"}),
+                "members": [dict(_net_meta(member, encoder),
+                                 random_state=encoder.encode(member.random_state, "member"))
+                            for member in estimator.estimators_]}
+    return _net_meta(estimator, encoder)
+
+
+def _is_pipeline(estimator):
+    return isinstance(getattr(estimator, "steps", None), list) and hasattr(
+        estimator, "named_steps")
+
+
+def _passthrough(step):
+    return step is None or (isinstance(step, str) and step == "passthrough")
+
+
+def _fitted_attributes(step):
+    return {k: v for k, v in vars(step).items() if k.endswith("_") and not k.startswith("__")}
 
 
 def _is_ensemble(estimator):
@@ -311,6 +353,11 @@ def _structure(estimator):
             described[name] = type(value).__qualname__
     module_params = {k: v for k, v in params.items() if k.startswith("module__")}
     described["module__*"] = {k: repr(v) for k, v in sorted(module_params.items())}
+    if _is_pipeline(estimator):
+        described["steps"] = [[name, "passthrough" if _passthrough(step)
+                               else type(step).__qualname__]
+                              for name, step in estimator.steps]
+        described["final"] = _structure(estimator.steps[-1][1])
     return described
 
 
@@ -461,21 +508,32 @@ def _read(path):
         meta = json.loads(meta_bytes.tobytes().decode())
         if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
             raise ValueError(f"its format is not {_FORMAT!r}")
-        required = ("estimator", "structure", "state",
-                    *(("members",) if "members" in meta else
-                      ("module", "criterion", "optimizer", "history")))
-        for key in required:
-            if key not in meta:
-                raise ValueError(f"{key!r} is missing")
-        if "members" in meta and not isinstance(meta["members"], list):
-            raise ValueError("'members' is not a list")
-        if not isinstance(meta["state"], dict):
-            raise ValueError("'state' is not a mapping")
+        _check_meta(meta)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(
             f"{str(path)!r} is not a checkpoint written by save_checkpoint ({exc}); "
             f"{fix}") from exc
     return meta, arrays
+
+
+def _check_meta(meta):
+    """The keys a network's, a model average's or a pipeline's document must have."""
+    for key in ("estimator", "structure"):
+        if key not in meta:
+            raise ValueError(f"{key!r} is missing")
+    if "final" in meta:
+        if not isinstance(meta.get("transformers"), list) or not isinstance(meta["final"], dict):
+            raise ValueError("'transformers' or 'final' is malformed")
+        return _check_meta({"structure": None, **meta["final"]})
+    required = ("state", *(("members",) if "members" in meta else
+                           ("module", "criterion", "optimizer", "history")))
+    for key in required:
+        if key not in meta:
+            raise ValueError(f"{key!r} is missing")
+    if "members" in meta and not isinstance(meta["members"], list):
+        raise ValueError("'members' is not a list")
+    if not isinstance(meta["state"], dict):
+        raise ValueError("'state' is not a mapping")
 
 
 def _restore(estimator, meta, arrays, path):
@@ -492,9 +550,35 @@ def _restore(estimator, meta, arrays, path):
             f"{str(path)!r} was saved by an estimator built differently: "
             f"{'; '.join(differ)}. Build the estimator with the parameters of the one "
             "that saved it (other parameters may change between months)")
-    if "members" not in meta:
+    _restore_fitted(estimator, meta, arrays, path)
+
+
+def _restore_fitted(estimator, meta, arrays, path):
+    if "final" in meta:
+        _restore_pipeline(estimator, meta, arrays, path)
+    elif "members" in meta:
+        _restore_ensemble(estimator, meta, arrays, path)
+    else:
         _restore_net(estimator, meta, arrays, path)
-        return
+
+
+def _restore_pipeline(estimator, meta, arrays, path):
+    decoder = _Decoder(arrays, _allowed_classes(estimator), "cpu", path)
+    saved = meta["transformers"]
+    if [name for name, _ in saved] != [name for name, _ in estimator.steps[:-1]]:
+        raise ValueError(f"{str(path)!r}: the pipeline's steps differ from the file's")
+    # decode every transformer's state before anything changes
+    states = [None if state is None else {k: decoder.decode(v) for k, v in state.items()}
+              for _, state in saved]
+    _restore_fitted(estimator.steps[-1][1], meta["final"], arrays, path)
+    for (_, step), state in zip(estimator.steps[:-1], states):
+        if state is not None:
+            for key in _fitted_attributes(step):
+                del step.__dict__[key]
+            step.__dict__.update(state)
+
+
+def _restore_ensemble(estimator, meta, arrays, path):
     from sklearn.base import clone
 
     from .classifier import ContinualClassifier

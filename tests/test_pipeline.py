@@ -215,19 +215,45 @@ def test_grid_search_without_routing_passes_months_to_fit(stream):
     assert search.best_estimator_.months_ == [0, 1, 2]
 
 
-def test_the_classifier_of_a_pipeline_checkpoints(stream, tmp_path):
+@pytest.mark.parametrize("update", ["first_month", "each_month"])
+def test_a_pipeline_checkpoint_resumes_every_step(update, stream, tmp_path):
     X, y, index = stream
 
     def make():
-        return ContinualPipeline([("scale", StandardScaler()), ("clf", _clf())])
+        return ContinualPipeline([("scale", StandardScaler()),
+                                  ("pca", IncrementalPCA(n_components=5)),
+                                  ("clf", _clf(rehearsal=RehearsalBuffer(capacity=40)))],
+                                 update_transformers=update)
 
-    pipe = make().partial_fit(X[index == 0], y[index == 0], classes=[0, 1], month="a")
-    save_checkpoint(pipe.named_steps["clf"], tmp_path)
-    resumed = make()
-    # the frozen scaler refits on the same first month; the classifier resumes
-    resumed.named_steps["scale"].fit(X[index == 0])
-    load_checkpoint(resumed.named_steps["clf"], tmp_path)
-    np.testing.assert_array_equal(resumed.predict_proba(X), pipe.predict_proba(X))
+    uninterrupted = make()
+    for code, month in enumerate(MONTHS):
+        uninterrupted.partial_fit(X[index == code], y[index == code], classes=[0, 1],
+                                  month=month)
+    stopped = make()
+    for code, month in enumerate(MONTHS[:2]):
+        stopped.partial_fit(X[index == code], y[index == code], classes=[0, 1], month=month)
+    path = save_checkpoint(stopped, tmp_path)
+    assert path.name == "checkpoint-000002.npz"
+    resumed = load_checkpoint(make(), tmp_path)
+    np.testing.assert_array_equal(resumed.named_steps["scale"].mean_,
+                                  stopped.named_steps["scale"].mean_)
+    resumed.partial_fit(X[index == 2], y[index == 2], month=MONTHS[2])
+    for name in ("scale", "pca"):
+        for key, value in vars(uninterrupted.named_steps[name]).items():
+            if key.endswith("_"):
+                np.testing.assert_array_equal(value, vars(resumed.named_steps[name])[key])
+    assert _equal_weights(uninterrupted.named_steps["clf"], resumed.named_steps["clf"])
+    np.testing.assert_array_equal(uninterrupted.predict_proba(X), resumed.predict_proba(X))
+
+
+def test_a_pipeline_checkpoint_must_match_its_steps(stream, tmp_path):
+    X, y, index = stream
+    pipe = ContinualPipeline([("scale", StandardScaler()), ("clf", _clf())])
+    save_checkpoint(pipe.partial_fit(X[index == 0], y[index == 0], classes=[0, 1]), tmp_path)
+    other = ContinualPipeline([("pca", IncrementalPCA(n_components=3)), ("clf", _clf())])
+    with pytest.raises(ValueError, match="built differently: steps="):
+        load_checkpoint(other, tmp_path)
+    assert not hasattr(other.named_steps["pca"], "components_")
 
 
 def _token_csv(tmp_path):
