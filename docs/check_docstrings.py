@@ -33,6 +33,7 @@ MODULES = [
     "skcl.checkpoint",
     "skcl.pipeline",
     "skcl.benchmark",
+    "skcl.distributed",
 ]
 
 # Not enforced, as in scikit-learn's own docstring test.

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import torch
 
+from ._distributed import run_on_main_process
 from ._head_growth import grow_output_layer
 from .utils._files import write_atomically
 from .utils._seeding import draw_seed, seeded_global_torch
@@ -42,7 +43,8 @@ def save_weights(estimator, f):
     if hasattr(f, "write"):
         f.write(buffer.getvalue())
         return
-    write_atomically(os.fspath(f), buffer.getvalue())
+    # under distributed=True, rank 0 writes and the other ranks wait for it
+    run_on_main_process(estimator, lambda: write_atomically(os.fspath(f), buffer.getvalue()))
 
 
 def load_weights(estimator, f):

@@ -41,6 +41,7 @@ import scipy.sparse as sp
 import torch
 from skorch.history import History
 
+from ._distributed import run_on_main_process
 from ._head_growth import grow_output_layer
 from .storage import RowStore, _to_memmap
 from .utils._files import write_atomically
@@ -123,14 +124,19 @@ def save_checkpoint(estimator, directory, *, keep_last=None):
     final = _check_fitted(estimator)
     payload = _payload(estimator)
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    run_on_main_process(final, lambda: directory.mkdir(parents=True, exist_ok=True))
     n_months = (final.n_months_seen_ if not _is_ensemble(final)
                 else len(final.estimator_months_))
     path = directory / f"checkpoint-{int(n_months):06d}.npz"
-    write_atomically(path, payload)
-    if keep_last is not None:
-        for old in _checkpoints(directory)[:-keep_last]:
-            old.unlink(missing_ok=True)
+
+    def write():
+        write_atomically(path, payload)
+        if keep_last is not None:
+            for old in _checkpoints(directory)[:-keep_last]:
+                old.unlink(missing_ok=True)
+
+    # under distributed=True, rank 0 writes and rotates, the other ranks wait
+    run_on_main_process(final, write)
     return path
 
 

@@ -8,6 +8,7 @@ then inference, parameters, rollback and persistence.
 """
 
 import copy
+import functools
 import inspect
 import linecache
 import os
@@ -26,6 +27,13 @@ from skorch.net import NeuralNet
 from . import _persistence
 from ._batching import DeviceBatchIterator, RowsDataset, dataset_tensors, shared_tensor
 from ._compiled_step import compiled_train_step
+from ._distributed import (
+    agree_month_end,
+    agree_on_month,
+    check_distributed,
+    data_parallel,
+    sharded_consolidation,
+)
 from ._head_growth import grow_output_layer, shrink_to_state
 from ._monthlog import MonthLog
 from ._persistence import _SKORCH_STATE
@@ -128,6 +136,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         ``rehearsal_``. Each training epoch uses ``rehearsal_.fit_resample`` of the
         month, drawn afresh; the month is added with ``rehearsal_.partial_fit``
         after training. Tunable as ``rehearsal__<param>``.
+    keep_snapshots : bool, default=False
+        Keep a CPU copy of the weights after each month in ``snapshots_``
+        (memory: one copy of the parameters per month).
     new_classes : {"error", "grow"}, default="error"
         What a month with labels outside ``classes_`` does. ``"error"``
         refuses it (scikit-learn's ``partial_fit(classes=...)`` contract) and
@@ -137,9 +148,6 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         be; the old rows, their optimizer state and every strategy's state
         of them are kept (see :ref:`new_classes`). ``fit`` under ``"grow"``
         starts from the first month's classes and grows as labels arrive.
-    keep_snapshots : bool, default=False
-        Keep a CPU copy of the weights after each month in ``snapshots_``
-        (memory: one copy of the parameters per month).
     memmap_dir : str, path-like or None, default=None
         With ``update="retrain"``: directory where ``past_data_`` keeps the
         past rows, in anonymous memory-mapped files (deleted with the
@@ -189,6 +197,15 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         Unlike skorch's ``compile=True``, which compiles the module only and
         replaces ``module_`` by a wrapper, nothing compiled is stored on the
         estimator (it pickles, clones and saves as with ``"eager"``).
+    distributed : bool, default=False
+        Train data-parallel on the initialized ``torch.distributed`` process
+        group (a script launched with ``torchrun`` or ``accelerate launch``):
+        every rank calls ``fit`` / ``partial_fit`` with the same month, trains
+        on its share of every batch, and the gradients are summed across
+        ranks, so the model equals one process's with the same
+        ``batch_size`` (the global batch) and every rank holds the same
+        state. ``False`` trains in this process alone, group or not. See
+        :ref:`distributed`.
     **kwargs
         Any other skorch parameter (``module__hidden_units``,
         ``optimizer__weight_decay``, ``iterator_train__drop_last``, ...).
@@ -277,6 +294,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         "memmap_dir": [str, os.PathLike, None],
         "random_state": ["random_state"],
         "step": [StrOptions({"eager", "compiled"})],
+        "distributed": ["boolean"],
     }
 
     def __init__(
@@ -305,6 +323,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         verbose=0,
         device="cpu",
         step="eager",
+        distributed=False,
         **kwargs,
     ):
         # NeuralNet's constructor, not NeuralNetClassifier's: the latter adds a
@@ -336,6 +355,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self.memmap_dir = memmap_dir
         self.random_state = random_state
         self.step = step
+        self.distributed = distributed
 
     # ==================================================================
     # Public entry points
@@ -443,7 +463,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                                             new_classes=self.new_classes)
         if not self._stream_started():
             self._start_stream(sparse_input=is_scipy_sparse(X))
-        seed = draw_seed(self.rng_)
+        seed = agree_on_month(self, X, y, draw_seed(self.rng_))
         self._apply_changed_settings(seed)
         if month is None:
             month = self.n_months_seen_
@@ -470,7 +490,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self._month = {"label": month, "first_epoch": len(self.history_), "batches": 0,
                        "generator": torch_generator(seed)}
         try:
-            with self._global_rng_for_training(seed):
+            with self._global_rng_for_training(seed), data_parallel(self, seed):
                 self.notify("on_train_begin", X=X_train, y=y_train)
                 self._run_epochs(X_train, y_train, epochs=None, **fit_params)
                 if self.finish_epochs:
@@ -482,8 +502,12 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                 self.notify("on_train_end", X=X_train, y=y_train)
             self._check_month_trained(len(X_train))
             self.on_month_end(X_month, y_month, month)
+            agree_month_end(self)  # every rank commits the month, or none
             if log is not None:
                 log.finish(self, month, n_rows=len(y), n_train=len(X_train))
+        except BaseException as exc:
+            agree_month_end(self, exc)
+            raise
         finally:
             self.__dict__.pop("_month", None)
             self.__dict__.pop("_epoch_source", None)
@@ -498,6 +522,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     def _check_params(self):
         """Check every parameter and their combinations (at every call)."""
         check_parameter_constraints(self)
+        check_distributed(self)
         # the strategy objects' own constraints, checked before any training
         for name in ("regularizer", "rehearsal"):
             strategy = getattr(self, name)
@@ -780,7 +805,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                                dataset_valid=dataset_valid, **kwargs)
         month = self.__dict__.get("_month")
         if month is not None:
-            self.history.record("month", str(month["label"]))
+            label = month["label"] if isinstance(month, dict) else month.label
+            self.history.record("month", str(label))
 
     def check_data(self, X, y):
         """Accept the training data as is: ``classes_`` is fixed at the first month.
@@ -955,6 +981,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         may change the gradients in place, and what it returns (a penalty's
         value) is added to the step's loss. Callbacks' ``on_grad_computed``
         (e.g. gradient clipping) run afterwards and see the final gradient.
+        With ``distributed=True``, skorch's step runs on this rank's share of
+        the batch, and the gradients, loss and prediction the hooks see are
+        the whole batch's, summed across ranks (see :ref:`distributed`).
 
         Parameters
         ----------
@@ -969,7 +998,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             ``{"loss": loss, "y_pred": y_pred}``: the training loss (penalty
             included) and the module's output.
         """
-        step = super().train_step_single(batch, **fit_params)
+        local_step = functools.partial(super().train_step_single, **fit_params)
+        sync = self.__dict__.get("_gradient_sync")  # set by data_parallel
+        step = local_step(batch) if sync is None else sync.train_step_single(batch, local_step)
         regularizer = getattr(self, "regularizer_", None)
         if regularizer is not None:
             hooks = training_hooks(type(regularizer))
@@ -1079,7 +1110,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             The month's label.
         """
         if self.regularizer_ is not None:
-            self.regularizer_.consolidate(self, X, y)
+            with sharded_consolidation(self):
+                self.regularizer_.consolidate(self, X, y)
         if self.rehearsal_ is not None:
             self.rehearsal_.partial_fit(host_rows(X), y.cpu().numpy(), month=month)
         if self.keep_snapshots:
