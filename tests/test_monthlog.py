@@ -126,3 +126,50 @@ def test_warm_start_refuses_labels_outside_classes(stream):
     with pytest.raises(ValueError, match=r"not in classes_"):
         clf.fit(X[index == 1], y[index == 1] + 5, months=index[index == 1])
     assert clf.months_ == [0]
+
+
+class _Stream:
+    """A text stream that says whether it is a terminal."""
+
+    def __init__(self, tty):
+        self.tty, self.parts = tty, []
+
+    def isatty(self):
+        return self.tty
+
+    def write(self, text):
+        self.parts.append(text)
+
+    def flush(self):
+        pass
+
+
+def _result(strategy):
+    return {"strategy": strategy, "seed": 0, "tune_seconds": 0.0, "best_params": {},
+            "records": [{"n_months_trained": 1, "score": 0.75, "fit_seconds": 1.0}]}
+
+
+def test_benchmark_progress_is_a_bar_with_eta_on_a_terminal():
+    pytest.importorskip("tqdm")
+    from skcl._benchmark.runner import TaskProgress
+
+    stream = _Stream(tty=True)
+    progress = TaskProgress(2, stream=stream)
+    progress.done(_result("naive"))
+    progress.close()
+    text = "".join(stream.parts)
+    assert "naive seed 0: mean 0.7500" in text
+    assert re.search(r"1/2 \[\d\d:\d\d<\d\d:\d\d", text)  # elapsed<remaining: the ETA
+
+
+def test_benchmark_progress_is_one_line_per_task_in_a_log():
+    from skcl._benchmark.runner import TaskProgress
+
+    stream = _Stream(tty=False)
+    progress = TaskProgress(2, stream=stream)
+    progress.done(_result("naive"))
+    progress.done(_result("retrain"))
+    lines = "".join(stream.parts).splitlines()
+    assert len(lines) == 2
+    assert re.match(r"^\[1/2\] naive seed 0: mean 0.7500, 1.0 s; about \d+ s left$", lines[0])
+    assert lines[1].startswith("[2/2] retrain") and lines[1].endswith("about 0 s left")
