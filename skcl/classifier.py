@@ -17,7 +17,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.utils.multiclass import check_classification_targets
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
@@ -47,7 +47,7 @@ from .utils._labels import check_month_classes, encode_labels
 from .utils._months import check_month_label, missing_mask, stream_months
 from .utils._params import carry_over_params
 from .utils._predict import ArgmaxPredictMixin
-from .utils._repr import changed_params_repr
+from .utils._repr import signature_with_passed_on_defaults
 from .utils._rollback import atomic, save_shallow_state
 from .utils._seeding import draw_seed, make_rng, seeded_global_torch, torch_generator
 from .utils._sklearn_compat import (
@@ -1216,10 +1216,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     def classes_(self):
         self.__dict__.pop("classes_", None)
 
-    def __repr__(self):
+    def __repr__(self, N_CHAR_MAX=700):
         # scikit-learn's repr: the parameters changed from their defaults, the
         # strategies' own included (skorch's repr shows the module only)
-        return changed_params_repr(self, defaults_from=(NeuralNet.__init__,))
+        return BaseEstimator.__repr__(self, N_CHAR_MAX)
 
     def _get_param_names(self):
         # skorch lists every attribute not ending in "_" as a parameter; private
@@ -1419,6 +1419,12 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             predict or to train on further months.
         """
         return _persistence.load_weights(self, f)
+
+
+# scikit-learn reads defaults from __init__'s signature (its repr inside a
+# Pipeline or a search): name the skorch parameters that **kwargs passes on
+ContinualClassifier.__init__.__signature__ = signature_with_passed_on_defaults(
+    ContinualClassifier.__init__, NeuralNet.__init__)
 
 
 def _draws_from_global_rng(module):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from skcl import AGEM, EWC, ContinualClassifier, RehearsalBuffer
+from skcl import AGEM, EWC, ContinualClassifier, ContinualPipeline, RehearsalBuffer
 from skcl.datasets import make_drifting_stream
 
 LABELS = [pd.Period("2024-01", "M"), pd.Period("2024-02", "M"), pd.Period("2024-03", "M")]
@@ -89,15 +89,19 @@ def test_silent_at_verbose_0(stream, capsys):
      "'torch.optim.sgd.SGD'>, warm_start=True)"),
 ])
 def test_repr_shows_every_changed_parameter(clf, expected):
-    assert repr(clf) == expected
+    assert " ".join(repr(clf).split()) == expected
+    # nested in a pipeline, as scikit-learn prints it
+    pipe = " ".join(repr(ContinualPipeline([("clf", clf)])).split())
+    assert pipe == f"ContinualPipeline(steps=[('clf', {expected})])"
 
 
 def test_repr_of_a_fitted_estimator_is_its_parameters(stream):
     X, y, index = stream
     clf = _clf(regularizer=EWC(lam=10)).partial_fit(X[index == 0], y[index == 0],
                                                    classes=[0, 1])
-    assert repr(clf) == ("ContinualClassifier(batch_size=32, max_epochs=2, "
-                         "module__hidden_units=(8,), random_state=0, regularizer=EWC(lam=10))")
+    assert " ".join(repr(clf).split()) == (
+        "ContinualClassifier(batch_size=32, max_epochs=2, module__hidden_units=(8,), "
+        "random_state=0, regularizer=EWC(lam=10))")
 
 
 def test_warm_start_continues_the_stream(stream):

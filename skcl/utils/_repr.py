@@ -1,31 +1,25 @@
-"""scikit-learn's repr for estimators whose defaults live in more than one ``__init__``."""
+"""scikit-learn's repr for an estimator whose defaults live in more than one ``__init__``."""
 
 import inspect
 
-__all__ = ["changed_params_repr"]
+__all__ = ["signature_with_passed_on_defaults"]
 
 
-def changed_params_repr(estimator, defaults_from=()):
-    """``Name(param=value, ...)`` with the parameters changed from their defaults.
+def signature_with_passed_on_defaults(init, passed_to):
+    """``init``'s signature, with the keyword parameters its ``**kwargs`` pass on.
 
-    As scikit-learn prints an estimator (``print_changed_only``): sorted by
-    name, nested estimators by their own repr (``regularizer=EWC(lam=10)``).
-    Defaults are read from ``type(estimator).__init__`` and from the
-    ``defaults_from`` callables, for parameters passed on through ``**kwargs``
-    (skorch's ``warm_start``, ``compile``, ...), which scikit-learn's repr
-    would list as changed.
+    skcl's classifier takes skorch's less common parameters (``warm_start``,
+    ``compile``, ...) through ``**kwargs``; scikit-learn reads defaults from
+    the ``__init__`` signature, so without them its repr of an estimator
+    nested in a ``Pipeline`` or ``GridSearchCV`` lists them all as changed.
     """
-    defaults = {}
-    for init in (*defaults_from, type(estimator).__init__):
-        for name, parameter in inspect.signature(init).parameters.items():
-            if parameter.default is not inspect.Parameter.empty:
-                defaults[name] = parameter.default
-    changed = [(name, value) for name, value in sorted(estimator.get_params(deep=False).items())
-               if name not in defaults or not _same_default(value, defaults[name])]
-    return f"{type(estimator).__name__}({', '.join(f'{k}={v!r}' for k, v in changed)})"
-
-
-def _same_default(value, default):
-    if value is default:
-        return True
-    return type(value) is type(default) and repr(value) == repr(default)
+    signature = inspect.signature(init)
+    own = list(signature.parameters.values())
+    names = {parameter.name for parameter in own}
+    variadic = [p for p in own if p.kind is inspect.Parameter.VAR_KEYWORD]
+    extra = [parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+             for name, parameter in inspect.signature(passed_to).parameters.items()
+             if name not in names and parameter.default is not inspect.Parameter.empty
+             and parameter.kind is not inspect.Parameter.VAR_KEYWORD]
+    fixed = [p for p in own if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    return signature.replace(parameters=[*fixed, *extra, *variadic])
