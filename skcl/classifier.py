@@ -206,6 +206,14 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         ``batch_size`` (the global batch) and every rank holds the same
         state. ``False`` trains in this process alone, group or not. See
         :ref:`distributed`.
+    dataset, predict_nonlinearity : object
+        Passed to skorch, with skorch's defaults.
+    warm_start : bool, default=False
+        Whether ``fit`` on a trained estimator continues its stream (trains
+        the given months on top of the current model, as ``partial_fit``
+        calls would) instead of starting over.
+    compile, use_caching, torch_load_kwargs : object
+        Passed to skorch, with skorch's defaults.
     **kwargs
         Any other skorch parameter (``module__hidden_units``,
         ``optimizer__weight_decay``, ``iterator_train__drop_last``, ...).
