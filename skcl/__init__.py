@@ -5,6 +5,7 @@ from .classifier import ContinualClassifier
 from .evaluation import evaluate_stream
 from .model_selection import MonthlyKFold, TemporalSplit
 from .modules import MLP
+from .pipeline import ContinualPipeline
 from .regularizers import (
     AGEM,
     EWC,
@@ -26,6 +27,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "AGEM",
     "ContinualClassifier",
+    "ContinualPipeline",
     "DERpp",
     "EWC",
     "ForgettingScorer",

@@ -19,7 +19,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.utils.multiclass import check_classification_targets
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
@@ -38,6 +38,7 @@ from ._distributed import (
 )
 from ._head_growth import grow_output_layer, shrink_to_state
 from ._month import Month, as_dataset, host_rows_of, place_rows
+from ._monthlog import MonthLog
 from ._persistence import _SKORCH_STATE
 from ._sparse import host_rows, is_scipy_sparse
 from ._validation import _NO_Y, _validate_input
@@ -50,6 +51,7 @@ from .utils._labels import check_month_classes, encode_labels
 from .utils._months import check_month_label, missing_mask, stream_months
 from .utils._params import carry_over_params
 from .utils._predict import ArgmaxPredictMixin
+from .utils._repr import signature_with_passed_on_defaults
 from .utils._rollback import atomic, save_shallow_state
 from .utils._seeding import draw_seed, make_rng, seeded_global_torch
 from .utils._sklearn_compat import (
@@ -174,7 +176,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         ends the month normally, as it ends a skorch ``fit``; any other
         ``KeyboardInterrupt`` (Ctrl-C) rolls the month back.
     verbose : int, default=0
-        Verbosity: when positive, skorch prints its per-epoch log.
+        Verbosity: when positive, one line per month (its label, new rows,
+        rows replayed from the past, epochs, final training loss, seconds)
+        and skorch's per-epoch log, each epoch labelled with its month.
     device : str or torch.device, default="cpu"
         Where the module, each month's data and the strategy's tensors live.
     step : {"eager", "compiled"}, default="eager"
@@ -203,6 +207,14 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         ``batch_size`` (the global batch) and every rank holds the same
         state. ``False`` trains in this process alone, group or not. See
         :ref:`distributed`.
+    dataset, predict_nonlinearity : object
+        Passed to skorch, with skorch's defaults.
+    warm_start : bool, default=False
+        Whether ``fit`` on a trained estimator continues its stream (trains
+        the given months on top of the current model, as ``partial_fit``
+        calls would) instead of starting over.
+    compile, use_caching, torch_load_kwargs : object
+        Passed to skorch, with skorch's defaults.
     **kwargs
         Any other skorch parameter (``module__hidden_units``,
         ``optimizer__weight_decay``, ``iterator_train__drop_last``, ...).
@@ -366,7 +378,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         of ``months`` in order (sorted, or the category order of an ordered
         pandas ``Categorical``), with ``classes`` set to every label in ``y``
         (with ``new_classes="grow"``: without ``classes``, so the classes grow
-        as they arrive).
+        as they arrive). With ``warm_start=True`` (a skorch parameter) on a
+        trained estimator, nothing is reset: the months are trained on top of
+        the current model, as ``partial_fit`` calls would (labels must be in
+        ``classes_``, unless ``new_classes="grow"``).
         This is the entry point of ``GridSearchCV`` and ``cross_validate``,
         which slice ``months`` per fold through metadata routing. If anything
         raises, the estimator is left exactly as before the call.
@@ -379,8 +394,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             Labels of the whole stream.
         months : array-like of shape (n_samples,), default=None
             Month label of each row; any sortable labels (ints, strings,
-            dates) or an ordered pandas ``Categorical``. ``None`` trains on
-            everything as a single month.
+            ``datetime64``, dates, ``pandas.Timestamp``, ``pandas.Period``)
+            or an ordered pandas ``Categorical``, kept as given in
+            ``months_``. Strings that look like dates but do not sort as
+            them (``"9/2024"``, ``"Jan"``) are sorted as text, with a
+            warning. ``None`` trains on everything as a single month.
         **fit_params
             Passed to the module's forward, as in skorch.
 
@@ -390,10 +408,14 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             Fitted estimator, trained on every month of the stream.
         """
         self._check_params()
-        self._reset()
-        X, y = self._validate_month(X, y, reset=True)
+        # warm_start=True (skorch's parameter) continues the stream, as
+        # scikit-learn's warm_start reuses the previous fit
+        continuing = bool(self.warm_start) and self._stream_started()
+        if not continuing:
+            self._reset()
+        X, y = self._validate_month(X, y, reset=not continuing)
         # under "grow" the classes arrive with their months, as partial_fit's would
-        classes = np.unique(y) if self.new_classes == "error" else None
+        classes = np.unique(y) if self.new_classes == "error" and not continuing else None
         for month, rows in stream_months(months, len(y)):
             self._fit_month(X[rows], y[rows], classes, month, fit_params)
         return self
@@ -422,9 +444,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             (with ``new_classes="grow"``, labels not yet in ``classes_`` join it
             instead).
         month : hashable, default=None
-            The month's label (a scalar: int, string, date), recorded in
-            ``months_`` and passed to the rehearsal buffer. ``None`` uses the
-            running month count.
+            The month's label (a scalar: int, string, ``numpy.datetime64``,
+            ``datetime.date``, ``pandas.Timestamp``, ``pandas.Period``),
+            recorded as given in ``months_`` and passed to the rehearsal
+            buffer. ``None`` uses the running month count.
         **fit_params
             Passed to the module's forward, as in skorch.
 
@@ -455,6 +478,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         if month is None:
             month = self.n_months_seen_
         y_encoded = encode_labels(self.classes_, y)
+        log = MonthLog.start(self)  # verbose: one line per month
         if self.update == "retrain":
             self.past_data_.memmap_dir = self.memmap_dir
             self.past_data_.append(X, y_encoded)
@@ -493,6 +517,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             self._check_month_trained(len(X_train))
             self.on_month_end(month.X_strategies, month.y_strategies, month.label)
             agree_month_end(self)  # every rank commits the month, or none
+            if log is not None:
+                log.finish(self, month.label, n_rows=len(y), n_train=len(X_train))
         except BaseException as exc:
             agree_month_end(self, exc)
             raise
@@ -718,6 +744,28 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         # KeyboardInterrupt in on_epoch_end (EarlyStopping); told from Ctrl-C
         # by the instruction it was raised at (utils/_interrupts.py)
         return stopped_by_callback(exc, getattr(self, "callbacks_", []))
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        """Start an epoch's history row, labelled with its month.
+
+        skorch's row (``epoch``, counted across months) gets a ``month`` key,
+        the month's label as text, which skorch's log prints at ``verbose >= 1``.
+        Safe to override if the signature is kept (call ``super()``).
+
+        Parameters
+        ----------
+        net : ContinualClassifier
+            This estimator (skorch's callback signature).
+        dataset_train, dataset_valid : Dataset or None, default=None
+            The epoch's training and validation data.
+        **kwargs
+            Passed on to skorch.
+        """
+        super().on_epoch_begin(net, dataset_train=dataset_train,
+                               dataset_valid=dataset_valid, **kwargs)
+        month = self.__dict__.get("_month")
+        if month is not None:
+            self.history.record("month", str(month.label))
 
     def check_data(self, X, y):
         """Accept the training data as is: ``classes_`` is fixed at the first month.
@@ -1112,6 +1160,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     def classes_(self):
         self.__dict__.pop("classes_", None)
 
+    def __repr__(self, N_CHAR_MAX=700):
+        # scikit-learn's repr: the parameters changed from their defaults, the
+        # strategies' own included (skorch's repr shows the module only)
+        return BaseEstimator.__repr__(self, N_CHAR_MAX)
+
     def _get_param_names(self):
         # skorch lists every attribute not ending in "_" as a parameter; private
         # bookkeeping (``_params_to_validate`` ...) is not one.
@@ -1310,6 +1363,12 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             predict or to train on further months.
         """
         return _persistence.load_weights(self, f)
+
+
+# scikit-learn reads defaults from __init__'s signature (its repr inside a
+# Pipeline or a search): name the skorch parameters that **kwargs passes on
+ContinualClassifier.__init__.__signature__ = signature_with_passed_on_defaults(
+    ContinualClassifier.__init__, NeuralNet.__init__)
 
 
 def _draws_from_global_rng(module):

@@ -14,6 +14,8 @@ from sklearn.utils.validation import check_X_y
 
 from ._sparse import is_scipy_sparse, to_csr
 from .storage import _freeze, _in_memory, _to_memmap
+from .utils._arrays import as_list
+from .utils._months import check_month_label
 from .utils._rollback import atomic, save_shallow_state
 from .utils._seeding import make_rng
 from .utils._sklearn_compat import (
@@ -202,8 +204,10 @@ class RehearsalBuffer(BaseEstimator):
         y : array-like of shape (n_samples,)
             The month's class labels.
         month : hashable scalar, default=None
-            The month's label (int, str, ...). ``None`` uses the number of
-            distinct months seen so far (0, 1, 2, ... when never given).
+            The month's label (int, str, ``numpy.datetime64``, date,
+            ``pandas.Timestamp``, ``pandas.Period``, ...), stored with each
+            row as given. ``None`` uses the number of distinct months seen so
+            far (0, 1, 2, ... when never given).
         extra : array-like of shape (n_samples, ...), default=None
             An optional numeric array kept with the rows (e.g. the model's
             logits for DER, :class:`~skcl.DERpp`): stored in ``extra_`` for
@@ -461,14 +465,10 @@ class RehearsalBuffer(BaseEstimator):
         X, y = self._validate_month(X, y, reset=first_call)
         extra = self._validate_extra(extra, len(y), first_call)
         n_seen_per_month = dict(self.__dict__.get("n_samples_seen_per_month_", {}))
+        month = check_month_label(month)
         if month is None:
             month = len(n_seen_per_month)
-        if np.ndim(month) != 0:
-            raise ValueError(
-                f"month={month!r} is not a scalar label; pass one int, str or other "
-                "scalar per call"
-            )
-        months = np.full(len(y), month)
+        months = _month_column(month, len(y), like=self.__dict__.get("sample_months_"))
         if not first_call and is_scipy_sparse(X) != is_scipy_sparse(self.X_):
             raise ValueError(
                 f"X is {'sparse' if is_scipy_sparse(X) else 'dense'} but the buffer "
@@ -696,6 +696,27 @@ def _check_finite(X):
         )
 
 
+def _month_column(month, n_rows, like=None):
+    """``n_rows`` copies of one month label, each the very label given.
+
+    numpy keeps its own scalars and Python numbers and strings in a typed array;
+    other labels (dates, ``pandas.Timestamp``, ``pandas.Period``) go in an
+    object array, so they come back from ``sample_months_`` as given. A date
+    added to a buffer storing ``datetime64`` labels (``like``) is stored as one,
+    so that the stored labels stay comparable.
+    """
+    if like is not None and like.dtype.kind == "M" and not isinstance(month, np.generic):
+        try:
+            return np.full(n_rows, np.asarray([month], dtype=object).astype(like.dtype)[0])
+        except (TypeError, ValueError):
+            pass  # not a date: kept as given, and refused as another kind
+    if isinstance(month, np.generic | int | float | str | bytes):
+        return np.full(n_rows, month)
+    column = np.empty(n_rows, dtype=object)
+    column[:] = [month] * n_rows
+    return column
+
+
 def _check_same_kind(name, stored, new, what):
     """Refuse mixing text with numbers, which numpy would silently turn into text."""
     stored_text, new_text = stored.dtype.kind in "OSU", new.dtype.kind in "OSU"
@@ -730,7 +751,8 @@ def _select_rows(keys, n_seen_of, n_stored, n_new, capacity, rng):
             raise ValueError(
                 f"labels cannot be sorted ({exc}); use labels of one comparable type"
             ) from exc
-        labels = unique.tolist()
+        # as_list: datetime64 keys stay numpy scalars, as n_seen_of holds them
+        labels = as_list(unique)
     n_groups = len(labels)
     stored_codes, new_codes = codes[:n_stored], codes[n_stored:]
     stored_by_group = _positions_by_group(stored_codes, n_groups)
