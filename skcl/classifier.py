@@ -156,7 +156,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         ``"ema"`` keeps training from the unaveraged weights (kept in
         ``training_weights_``) and deploys their exponential moving average.
         ``module_`` (what predicts, saves and is snapshot) always holds the
-        averaged weights. Not with ``update="retrain"``.
+        averaged weights. Not with ``update="retrain"``. Turned on between
+        months, it averages from that month on; turned off (or from
+        ``"ema"`` to ``"interpolate"``), training continues from the deployed
+        weights.
     averaging_decay : float in [0, 1], default=0.5
         Weight of the previous months' average; ``0`` keeps only the month's
         trained weights.
