@@ -42,6 +42,7 @@ from .utils._params import carry_over_params
 from .utils._predict import ArgmaxPredictMixin
 from .utils._rollback import atomic, save_shallow_state
 from .utils._seeding import draw_seed, make_rng, seeded_global_torch, torch_generator
+from .diverse_rehearsal import rehearsal_inputs
 from ._weight_averaging import average_month_weights, begin_weight_averaging
 from .utils._sklearn_compat import (
     HasMethods,
@@ -1116,7 +1117,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         if self.regularizer_ is not None:
             self.regularizer_.consolidate(self, X, y)
         if self.rehearsal_ is not None:
-            self.rehearsal_.partial_fit(host_rows(X), y.cpu().numpy(), month=month)
+            self.rehearsal_.partial_fit(host_rows(X), y.cpu().numpy(), month=month,
+                                        **rehearsal_inputs(self, X))
         if self.keep_snapshots:
             self.snapshots_ = [*self.snapshots_, {
                 k: v.detach().to("cpu", copy=True) for k, v in self.module_.state_dict().items()
