@@ -697,6 +697,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             # the month as the store holds it: no copy on CPU
             X_month = (to_torch_csr(chunk, device=self.device) if is_scipy_sparse(chunk)
                        else shared_tensor(chunk, device=self.device))
+            # float32 as training batches are (no copy when stored so): the
+            # strategies' end-of-month passes run the module on it
+            X_month = X_month.to(torch.float32)
             y_month = torch.as_tensor(labels, dtype=torch.long, device=self.device)
             return X_month, y_month, RowsDataset(self.past_data_, device=self.device), None
         y_month = self._to_device(y_encoded, dtype=torch.long)

@@ -176,3 +176,16 @@ def test_cumulative_clones_and_round_trips_through_joblib(make_clf, tmp_path):
     clf.partial_fit(X[months == 3], y[months == 3])
     loaded.partial_fit(X[months == 3], y[months == 3])
     assert state_equal(loaded.module_, clf.module_)
+
+
+def test_cumulative_sampled_history_on_sparse_rows(make_clf):
+    import scipy.sparse as sp
+
+    X, y, months = _marked_stream()
+    X_sparse = sp.csr_matrix(np.where(np.abs(X) > 1, X, 0))
+    clf = make_clf(update="cumulative", history_fraction=0.5, weight_averaging="ema",
+                   lr_schedule="cosine")
+    clf.fit(X_sparse, y, months=months)
+    assert clf.past_data_.sparse_ and len(clf.past_data_) == 400
+    assert clf.n_samples_processed_ == 2 * sum(100 + round(0.5 * 100 * t) for t in range(4))
+    assert clf.predict_proba(X_sparse).shape == (400, 2)

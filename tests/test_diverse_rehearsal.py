@@ -136,3 +136,15 @@ def test_errors_and_atomicity(tmp_path):
     loaded = joblib.load(tmp_path / "b.joblib")
     np.testing.assert_array_equal(loaded.strata_, buffer.strata_)
     assert clone(buffer).get_params()["n_strata"] == 8
+
+
+def test_sparse_month_through_the_classifier(stream):
+    import scipy.sparse as sp
+
+    X, y, months = stream
+    X_sparse = sp.csr_matrix(np.where(np.abs(X) > 1, X, 0).astype(np.float32))
+    clf = ContinualClassifier(module__hidden_units=(8,), max_epochs=1, random_state=0,
+                              rehearsal=DiverseRehearsalBuffer(capacity=100, n_strata=2))
+    clf.fit(X_sparse[months < 2], y[months < 2], months=months[months < 2])
+    assert sp.issparse(clf.rehearsal_.X_) and clf.rehearsal_.X_.shape == (100, 20)
+    assert len(np.unique(clf.rehearsal_.strata_)) == 4
