@@ -910,8 +910,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
 
         The one place where a data-level strategy enters: with a rehearsal buffer
         holding past data, the month (``dataset``) is mixed with a fresh replay
-        draw through ``rehearsal_.fit_resample``. Safe to override if the
-        signature is kept.
+        draw through ``rehearsal_.fit_resample``; with ``history_fraction < 1``
+        (``update="cumulative"`` or ``"retrain"``), the history is sampled
+        afresh: the month's rows and that share of the past ones. Safe to
+        override if the signature is kept.
 
         Parameters
         ----------
