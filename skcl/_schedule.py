@@ -33,7 +33,8 @@ def scheduled_lr(base_lr, step, n_steps, schedule, warmup_fraction, final_fracti
     if schedule == "linear":
         factor = 1.0 - (1.0 - final_fraction) * progress
     else:
-        factor = final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+        factor = final_fraction + (1.0 - final_fraction) * cosine
     return base_lr * factor
 
 

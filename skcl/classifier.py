@@ -9,11 +9,8 @@ then inference, parameters, rollback and persistence.
 
 import copy
 import inspect
-import io
 import linecache
 import os
-import pickle
-import warnings
 from contextlib import nullcontext
 from numbers import Integral, Real
 
@@ -26,15 +23,19 @@ from skorch.callbacks import EpochScoring
 from skorch.dataset import Dataset, unpack_data
 from skorch.net import NeuralNet
 
+from . import _persistence
 from ._batching import DeviceBatchIterator, RowsDataset, dataset_tensors, shared_tensor
 from ._compiled_step import compiled_train_step
 from ._cumulative import HISTORY_UPDATES, epoch_history_rows
+from ._persistence import _SKORCH_STATE
 from ._schedule import month_schedule, next_scheduled_lr, start_scheduled_epoch
 from ._sparse import host_rows, is_scipy_sparse, to_csr, to_torch_csr
+from ._validation import _NO_Y, _validate_input
+from ._weight_averaging import average_month_weights, begin_weight_averaging
+from .diverse_rehearsal import rehearsal_inputs
 from .modules import MLP
 from .regularizers._base import training_hooks
 from .storage import RowStore
-from .utils._files import write_atomically
 from .utils._fitted import reset_fitted_attributes
 from .utils._labels import check_month_classes
 from .utils._months import check_month_label, missing_mask, stream_months
@@ -42,31 +43,22 @@ from .utils._params import carry_over_params
 from .utils._predict import ArgmaxPredictMixin
 from .utils._rollback import atomic, save_shallow_state
 from .utils._seeding import draw_seed, make_rng, seeded_global_torch, torch_generator
-from .diverse_rehearsal import rehearsal_inputs
-from ._weight_averaging import average_month_weights, begin_weight_averaging
 from .utils._sklearn_compat import (
     HasMethods,
     Interval,
     Options,
     StrOptions,
     check_parameter_constraints,
-    validate_data,
     validate_parameter_constraints,
 )
 
 __all__ = ["ContinualClassifier"]
 
-_WEIGHTS_FORMAT = "skcl.weights/1"
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 # Dense data larger than this share of the free CUDA memory stays on the host
 # and is streamed to the device in chunks instead of copied whole.
 _DEVICE_BUDGET_FRACTION = 0.5
-# skorch's bookkeeping, which a fresh ``fit`` keeps
-_SKORCH_STATE = {"initialized_", "virtual_params_", "init_context_", "prefixes_",
-                 "cuda_dependent_attributes_"}
 # parameters that rebuild the network: refused once it is trained
 _ARCHITECTURE_PARAMS = ("module", "criterion")
-_NO_Y = object()  # validation of X alone (prediction), as opposed to y=None
 
 
 class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
@@ -1395,23 +1387,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         f : str, path-like or file-like
             Where to write.
         """
-        self.check_is_fitted()
-        feature_names = getattr(self, "feature_names_in_", None)
-        payload = {
-            "format": _WEIGHTS_FORMAT,
-            "module_state": {k: v.detach().to("cpu") for k, v in self.module_.state_dict().items()},
-            "classes": self.classes_.tolist(),
-            "n_features_in": int(self.n_features_in_),
-            "feature_names_in": None if feature_names is None else feature_names.tolist(),
-            # the bundled MLP's first layer differs for sparse input (optional key)
-            "sparse_input": bool(self.__dict__.get("_sparse_input", False)),
-        }
-        buffer = io.BytesIO()
-        torch.save(payload, buffer)
-        if hasattr(f, "write"):
-            f.write(buffer.getvalue())
-            return
-        write_atomically(os.fspath(f), buffer.getvalue())
+        _persistence.save_weights(self, f)
 
     @atomic
     def load_weights(self, f):
@@ -1437,100 +1413,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             The estimator, holding the saved weights and classes, ready to
             predict or to train on further months.
         """
-        payload = _read_weights(f)
-        self._check_params()
-        self._check_weights_match(payload, f)
-        self._reset()
-        self.classes_ = np.asarray(payload["classes"])
-        self.n_features_in_ = payload["n_features_in"]
-        if payload["feature_names_in"] is not None:
-            self.feature_names_in_ = np.asarray(payload["feature_names_in"], dtype=object)
-        self._start_stream(sparse_input=bool(payload.get("sparse_input", False)))
-        with seeded_global_torch(draw_seed(self.rng_), self.device):
-            self._initialize_month_state()
-        self.module_.load_state_dict(payload["module_state"])
-        return self
-
-    def _check_weights_match(self, payload, f):
-        """Refuse a payload whose tensors this estimator's module cannot hold.
-
-        The module is built on the ``meta`` device: shapes without memory, so
-        a file claiming millions of features costs nothing to refuse.
-        """
-        probe = type(self).__new__(type(self))
-        probe.__dict__.update({k: v for k, v in self.__dict__.items()
-                               if not k.endswith("_") or k in _SKORCH_STATE})
-        probe.classes_ = np.asarray(payload["classes"])
-        probe.n_features_in_ = payload["n_features_in"]
-        probe._sparse_input = bool(payload.get("sparse_input", False))
-        with torch.device("meta"), probe._current_init_context("module"):
-            expected = probe.initialize_module().module_.state_dict()
-        saved = payload["module_state"]
-        problems = [f"{key!r} is missing" for key in expected if key not in saved]
-        problems += [f"{key!r} is not in this module" for key in saved if key not in expected]
-        problems += [
-            f"{key!r} has shape {tuple(saved[key].shape)} where this module has "
-            f"{tuple(expected[key].shape)}"
-            for key in expected
-            if key in saved and tuple(saved[key].shape) != tuple(expected[key].shape)
-        ]
-        if problems:
-            raise ValueError(
-                f"{f!r} does not fit this estimator's module (built with its module__* "
-                f"parameters, n_features={payload['n_features_in']}, n_classes="
-                f"{len(payload['classes'])}): {'; '.join(problems[:5])}. Set the "
-                "module parameters of the estimator that saved it"
-            )
-
-
-def _validate_input(estimator, X, y, reset):
-    """scikit-learn's validation, with skcl's explanations and the float32 check."""
-    try:
-        if y is _NO_Y:
-            X = validate_data(estimator, X, reset=reset, dtype=[np.float32, np.float64],
-                              accept_sparse=["csr", "csc", "coo"])
-        else:
-            X, y = validate_data(estimator, X, y, reset=reset, dtype=[np.float32, np.float64],
-                                 accept_sparse=["csr", "csc", "coo"])
-    except ValueError as exc:
-        _explain_input_error(X, exc)
-        raise
-    if is_scipy_sparse(X):
-        X = to_csr(X, X.dtype)   # rows are gathered and batched as CSR
-    if X.dtype == np.float64 and X.size:
-        largest = (abs(X).max(axis=0).toarray().ravel() if is_scipy_sparse(X)
-                   else np.abs(X).max(axis=0))
-        too_large = np.flatnonzero(largest > _FLOAT32_MAX)
-        if len(too_large):
-            names = getattr(estimator, "feature_names_in_", None)
-            columns = [names[c] if names is not None else int(c) for c in too_large[:5]]
-            raise ValueError(
-                f"X has values beyond float32's range (+-{_FLOAT32_MAX:.3g}) in columns "
-                f"{columns}, which training and prediction would turn into inf/NaN; "
-                "scale or clip those features"
-            )
-    return X if y is _NO_Y else (X, y)
-
-
-def _explain_input_error(X, exc):
-    """Raise scikit-learn's input error again with the fix, judged from ``X`` itself."""
-    dtypes = getattr(X, "dtypes", None)
-    kinds = ({dtype.kind for dtype in dtypes} if dtypes is not None
-             else {np.asarray(X).dtype.kind} if not hasattr(X, "tocsr") else set())
-    if kinds & set("OUS"):
-        try:
-            np.asarray(X, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"X must be numeric, but {exc}; encode text or categorical "
-                "columns first (e.g. a OneHotEncoder in a Pipeline)"
-            ) from exc
-    if kinds <= set("fiu") and kinds:
-        values = np.asarray(X, dtype=np.float64)
-        if np.isinf(values).any():
-            raise ValueError(
-                f"{exc} Replace or clip infinite values before training or predicting"
-            ) from exc
+        return _persistence.load_weights(self, f)
 
 
 def _draws_from_global_rng(module):
@@ -1589,45 +1472,6 @@ def _save_module(module):
             sub.training = training
 
     return restore
-
-
-def _read_weights(f):
-    """Read and check a weights file: only tensors and plain values, skcl's format."""
-    try:
-        with warnings.catch_warnings():
-            # torch warns about the protocol of any non-torch pickle it refuses
-            warnings.simplefilter("ignore", UserWarning)
-            payload = torch.load(f, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise ValueError(
-            f"{f!r} holds objects other than tensors and plain values, so it was "
-            "not loaded (it is not a file written by save_weights); load a joblib "
-            "file with joblib.load, and only if you trust its source"
-        ) from exc
-    except (RuntimeError, EOFError) as exc:
-        raise ValueError(
-            f"{f!r} is damaged or truncated ({exc}); write it again with save_weights"
-        ) from exc
-    if not isinstance(payload, dict) or payload.get("format") != _WEIGHTS_FORMAT:
-        raise ValueError(
-            f"{f!r} is not a weights file written by ContinualClassifier.save_weights "
-            f"(expected format {_WEIGHTS_FORMAT!r}); load joblib files with joblib.load"
-        )
-    state = payload.get("module_state")
-    classes = payload.get("classes")
-    n_features = payload.get("n_features_in")
-    names = payload.get("feature_names_in")
-    if (not isinstance(state, dict)
-            or not all(isinstance(v, torch.Tensor) for v in state.values())
-            or not isinstance(classes, list) or len(classes) < 2
-            or not isinstance(n_features, int) or n_features < 1
-            or not (names is None or (isinstance(names, list) and len(names) == n_features))):
-        raise ValueError(
-            f"{f!r} has the weights format but inconsistent contents (module_state, "
-            "classes, n_features_in or feature_names_in); write it again with "
-            "save_weights"
-        )
-    return payload
 
 
 def _encoded_accuracy(net, X, y):

@@ -4,14 +4,13 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from conftest import fingerprint, month_slices, state_equal
 from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 from skorch.callbacks import Callback
 
 from skcl import ContinualClassifier, RehearsalBuffer
 from skcl.datasets import make_drifting_stream
-
-from conftest import fingerprint, month_slices, state_equal
 
 
 class RecordStart(Callback):

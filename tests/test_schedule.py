@@ -1,12 +1,12 @@
-"""lr_schedule / warmup_fraction / final_lr_fraction: the rate within each month (skcl/_schedule.py)."""
+"""lr_schedule, warmup_fraction, final_lr_fraction: the rate within each month."""
 
 import math
 
 import numpy as np
 import pytest
+from conftest import month_slices
 from sklearn.base import clone
 
-from conftest import month_slices
 from skcl._schedule import scheduled_lr
 
 

@@ -4,9 +4,8 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from skorch.callbacks import Callback
-
 from conftest import month_slices, state_equal
+from skorch.callbacks import Callback
 
 
 class RecordStart(Callback):

@@ -1,0 +1,132 @@
+"""The weights file of ``ContinualClassifier``: writing, reading and checking it.
+
+``ContinualClassifier.save_weights`` / ``load_weights`` are thin public methods
+calling :func:`save_weights` / :func:`load_weights` here. The file holds only
+tensors and plain values, read back with ``torch.load(weights_only=True)``.
+"""
+
+import io
+import os
+import pickle
+import warnings
+
+import numpy as np
+import torch
+
+from .utils._files import write_atomically
+from .utils._seeding import draw_seed, seeded_global_torch
+
+_WEIGHTS_FORMAT = "skcl.weights/1"
+# skorch's bookkeeping, which a fresh ``fit`` keeps (shared with classifier.py)
+_SKORCH_STATE = {"initialized_", "virtual_params_", "init_context_", "prefixes_",
+                 "cuda_dependent_attributes_"}
+
+
+def save_weights(estimator, f):
+    """Write ``estimator``'s weights file (see ``ContinualClassifier.save_weights``)."""
+    estimator.check_is_fitted()
+    feature_names = getattr(estimator, "feature_names_in_", None)
+    payload = {
+        "format": _WEIGHTS_FORMAT,
+        "module_state": {k: v.detach().to("cpu")
+                         for k, v in estimator.module_.state_dict().items()},
+        "classes": estimator.classes_.tolist(),
+        "n_features_in": int(estimator.n_features_in_),
+        "feature_names_in": None if feature_names is None else feature_names.tolist(),
+        # the bundled MLP's first layer differs for sparse input (optional key)
+        "sparse_input": bool(estimator.__dict__.get("_sparse_input", False)),
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    if hasattr(f, "write"):
+        f.write(buffer.getvalue())
+        return
+    write_atomically(os.fspath(f), buffer.getvalue())
+
+
+def load_weights(estimator, f):
+    """Load a weights file into ``estimator`` (see ``ContinualClassifier.load_weights``)."""
+    payload = _read_weights(f)
+    estimator._check_params()
+    check_weights_match(estimator, payload, f)
+    estimator._reset()
+    estimator.classes_ = np.asarray(payload["classes"])
+    estimator.n_features_in_ = payload["n_features_in"]
+    if payload["feature_names_in"] is not None:
+        estimator.feature_names_in_ = np.asarray(payload["feature_names_in"], dtype=object)
+    estimator._start_stream(sparse_input=bool(payload.get("sparse_input", False)))
+    with seeded_global_torch(draw_seed(estimator.rng_), estimator.device):
+        estimator._initialize_month_state()
+    estimator.module_.load_state_dict(payload["module_state"])
+    return estimator
+
+
+def check_weights_match(estimator, payload, f):
+    """Refuse a payload whose tensors this estimator's module cannot hold.
+
+    The module is built on the ``meta`` device: shapes without memory, so
+    a file claiming millions of features costs nothing to refuse.
+    """
+    probe = type(estimator).__new__(type(estimator))
+    probe.__dict__.update({k: v for k, v in estimator.__dict__.items()
+                           if not k.endswith("_") or k in _SKORCH_STATE})
+    probe.classes_ = np.asarray(payload["classes"])
+    probe.n_features_in_ = payload["n_features_in"]
+    probe._sparse_input = bool(payload.get("sparse_input", False))
+    with torch.device("meta"), probe._current_init_context("module"):
+        expected = probe.initialize_module().module_.state_dict()
+    saved = payload["module_state"]
+    problems = [f"{key!r} is missing" for key in expected if key not in saved]
+    problems += [f"{key!r} is not in this module" for key in saved if key not in expected]
+    problems += [
+        f"{key!r} has shape {tuple(saved[key].shape)} where this module has "
+        f"{tuple(expected[key].shape)}"
+        for key in expected
+        if key in saved and tuple(saved[key].shape) != tuple(expected[key].shape)
+    ]
+    if problems:
+        raise ValueError(
+            f"{f!r} does not fit this estimator's module (built with its module__* "
+            f"parameters, n_features={payload['n_features_in']}, n_classes="
+            f"{len(payload['classes'])}): {'; '.join(problems[:5])}. Set the "
+            "module parameters of the estimator that saved it"
+        )
+
+
+def _read_weights(f):
+    """Read and check a weights file: only tensors and plain values, skcl's format."""
+    try:
+        with warnings.catch_warnings():
+            # torch warns about the protocol of any non-torch pickle it refuses
+            warnings.simplefilter("ignore", UserWarning)
+            payload = torch.load(f, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f"{f!r} holds objects other than tensors and plain values, so it was "
+            "not loaded (it is not a file written by save_weights); load a joblib "
+            "file with joblib.load, and only if you trust its source"
+        ) from exc
+    except (RuntimeError, EOFError) as exc:
+        raise ValueError(
+            f"{f!r} is damaged or truncated ({exc}); write it again with save_weights"
+        ) from exc
+    if not isinstance(payload, dict) or payload.get("format") != _WEIGHTS_FORMAT:
+        raise ValueError(
+            f"{f!r} is not a weights file written by ContinualClassifier.save_weights "
+            f"(expected format {_WEIGHTS_FORMAT!r}); load joblib files with joblib.load"
+        )
+    state = payload.get("module_state")
+    classes = payload.get("classes")
+    n_features = payload.get("n_features_in")
+    names = payload.get("feature_names_in")
+    if (not isinstance(state, dict)
+            or not all(isinstance(v, torch.Tensor) for v in state.values())
+            or not isinstance(classes, list) or len(classes) < 2
+            or not isinstance(n_features, int) or n_features < 1
+            or not (names is None or (isinstance(names, list) and len(names) == n_features))):
+        raise ValueError(
+            f"{f!r} has the weights format but inconsistent contents (module_state, "
+            "classes, n_features_in or feature_names_in); write it again with "
+            "save_weights"
+        )
+    return payload
