@@ -233,10 +233,19 @@ def strategies():
 #   long as the month); replay_ratio changes what an epoch holds, not its cost;
 #   epoch_size="grow" costs 1 / (1 - replay_ratio) times more.
 # ----------------------------------------------------------------------------
+# Defaults from a one-seed sweep on the default stream (seed 0, 12 months, 5
+# epochs; mean past-months accuracy, naive 0.755): ema decay 0.5/0.8/0.9 ->
+# 0.764/0.791/0.752; cosine to 0.1x at lr 1e-3 -> 0.697 (a lower rate loses on
+# this stream: low-lr 0.715), to 0.3x with finetune_lr 2e-3 and 5% warm-up ->
+# 0.768; mas-normalized lam 0.01/0.1/1/10 -> 0.758/0.766/0.704/0.642;
+# cumulative-sampled-ema decay 0.3/0.5/0.8 -> 0.921/0.920/0.854.
 FAMILIES = FAMILIES + ("warm start and averaging",)
-HISTORY_FRACTION = 0.2     # ~0.2 of retrain's rows at the same epochs
-AVERAGING_DECAY = 0.5
-FINAL_LR_FRACTION = 0.1    # the study's low-lr finding: end each month at 0.1x lr
+HISTORY_FRACTION = 0.2     # ~0.2 of retrain's rows at the same epochs on long streams
+AVERAGING_DECAY = 0.5      # with cumulative training
+EMA_DECAY = 0.8            # with fine-tuning
+FINAL_LR_FRACTION = 0.3
+SCHEDULE_PEAK_LR = 2e-3    # the cosine's peak (finetune_lr): twice lr, decaying to 0.6x lr
+WARMUP_FRACTION = 0.05
 
 
 def _diverse_buffer(config):
@@ -265,7 +274,7 @@ _BUDGETED = (
              lambda c: _classifier(c, update="cumulative", history_fraction=HISTORY_FRACTION,
                                    lr_schedule="cosine",
                                    final_lr_fraction=FINAL_LR_FRACTION),
-             grid={"final_lr_fraction": (0.01, 0.1, 0.3)}),
+             grid={"final_lr_fraction": (0.1, 0.3, 0.5)}),
     Strategy("cumulative-sampled-ema", "warm start and averaging",
              f"cumulative-sampled, deploying an EMA of the monthly weights "
              f"(decay {AVERAGING_DECAY:g})",
@@ -273,15 +282,16 @@ _BUDGETED = (
                                    weight_averaging="ema", averaging_decay=AVERAGING_DECAY),
              grid={"averaging_decay": (0.3, 0.5, 0.7)}),
     Strategy("cosine", "learning rate",
-             f"fine-tune with a cosine lr decay to {FINAL_LR_FRACTION:g}x within each month",
-             lambda c: _classifier(c, lr_schedule="cosine",
+             f"fine-tune at finetune_lr={SCHEDULE_PEAK_LR:g} after a {WARMUP_FRACTION:.0%} "
+             f"warm-up, cosine decay to {FINAL_LR_FRACTION:g}x within each month",
+             lambda c: _classifier(c, finetune_lr=SCHEDULE_PEAK_LR, lr_schedule="cosine",
+                                   warmup_fraction=WARMUP_FRACTION,
                                    final_lr_fraction=FINAL_LR_FRACTION),
-             grid={"final_lr_fraction": (0.01, 0.1, 0.3)}),
+             grid={"finetune_lr": (1e-3, 2e-3), "final_lr_fraction": (0.1, 0.3, 0.5)}),
     Strategy("ema", "warm start and averaging",
-             f"fine-tune, deploying an EMA of the monthly weights (decay {AVERAGING_DECAY:g})",
-             lambda c: _classifier(c, weight_averaging="ema",
-                                   averaging_decay=AVERAGING_DECAY),
-             grid={"averaging_decay": (0.3, 0.5, 0.7, 0.9)}),
+             f"fine-tune, deploying an EMA of the monthly weights (decay {EMA_DECAY:g})",
+             lambda c: _classifier(c, weight_averaging="ema", averaging_decay=EMA_DECAY),
+             grid={"averaging_decay": (0.5, 0.8, 0.9)}),
     Strategy("rehearsal-diverse", "rehearsal",
              "rehearsal-fixed with a MADAR-style memory: equal shares of hidden-"
              "representation clusters, 10% outliers",
@@ -290,9 +300,9 @@ _BUDGETED = (
                    "rehearsal__outlier_share": (0.0, 0.1, 0.3)}),
     Strategy("mas-normalized", "other methods",
              "MAS with each month's importance normalized to mean 1 and averaged over "
-             "months (bounded), lam=1",
+             "months (bounded), lam=0.1",
              lambda c: _classifier(c, regularizer=MAS(
-                 lam=1.0, accumulate="mean", normalize=True,
+                 lam=0.1, accumulate="mean", normalize=True,
                  random_state=c["random_state"])),
-             grid={"regularizer__lam": (0.1, 1.0, 10.0, 100.0)}),
+             grid={"regularizer__lam": (0.01, 0.1, 1.0)}),
 )
