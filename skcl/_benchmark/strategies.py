@@ -13,6 +13,7 @@ or in ``_METHODS`` for a method run alone.
 and ``buffer_capacity``.
 """
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -246,6 +247,46 @@ EMA_DECAY = 0.8            # with fine-tuning
 FINAL_LR_FRACTION = 0.3
 SCHEDULE_PEAK_LR = 2e-3    # the cosine's peak (finetune_lr): twice lr, decaying to 0.6x lr
 WARMUP_FRACTION = 0.05
+
+
+def cumulative_history_fraction(budget, month_rows, epochs, retrain_epochs):
+    """The ``history_fraction`` that spends ``budget`` times retrain's training rows.
+
+    Retraining costs ``retrain_epochs * sum_t C_t`` rows (``C_t``: rows of
+    months ``1..t``); ``update="cumulative"`` at ``epochs`` epochs costs
+    ``epochs * sum_t (n_t + f * C_{t-1})``. Solved for ``f``.
+
+    Parameters
+    ----------
+    budget : float
+        Share of retrain's training rows, > 0.
+    month_rows : sequence of int
+        Training rows of each month, in order.
+    epochs, retrain_epochs : int
+        Epochs per month of the cumulative strategy and of retrain.
+
+    Returns
+    -------
+    fraction : float or None
+        In (0, 1]; 1.0 when the budget affords the whole history; ``None``
+        when it cannot afford even each month in full at ``epochs`` epochs
+        (use fewer epochs).
+
+    Examples
+    --------
+    >>> cumulative_history_fraction(0.25, [700] * 12, epochs=5, retrain_epochs=5)
+    0.1136...
+    >>> cumulative_history_fraction(0.2, [700] * 12, epochs=1, retrain_epochs=5)
+    1.0
+    """
+    rows = [int(n) for n in month_rows]
+    seen = list(itertools.accumulate(rows))
+    retrain_rows = retrain_epochs * sum(seen)
+    past = sum(seen[:-1])
+    spare = budget * retrain_rows / epochs - sum(rows)
+    if spare <= 0:
+        return None
+    return 1.0 if past == 0 else min(1.0, spare / past)
 
 
 def _diverse_buffer(config):
