@@ -41,3 +41,30 @@ def test_registered_defaults_of_si_and_derpp():
     assert si.lam == 100.0
     assert (derpp.alpha, derpp.beta) == (0.5, 1.0)
     assert np.isclose(registry["mas-normalized"].build(CONFIG).regularizer.lam, 0.1)
+
+
+@pytest.mark.parametrize("budget", [0.15, 0.3, 0.6])
+@pytest.mark.parametrize("name", ["cumulative", "cumulative-1epoch", "cumulative-sampled",
+                                  "ema", "mas-normalized"])
+def test_spend_keeps_each_new_strategy_within_its_budget(name, budget):
+    from types import SimpleNamespace
+
+    from skcl._benchmark.strategies import _BUDGET_SPEND
+
+    X, y, months = make_drifting_stream(n_months=5, n_samples_per_month=100, random_state=0)
+    shape = SimpleNamespace(month_rows=(100,) * 5, epochs=2, batch_size=64,
+                            buffer_capacity=100)
+    rows = budget * 2 * sum(100 * t for t in range(1, 6))     # of retrain's 3000
+    params = _BUDGET_SPEND[name](rows, shape)
+    clf = strategies()[name].build(CONFIG).set_params(**params).fit(X, y, months=months)
+    # rows through the optimizer, plus MAS's pass over each month
+    once = 500 if name == "mas-normalized" else 0
+    spent = clf.n_samples_processed_ + once
+    if rows < 500 + once:
+        # not even one epoch of the months fits: the least is spent (one epoch,
+        # a one-row sample of the history), as the budget interface allows
+        assert params["max_epochs"] == 1 and spent <= 500 + once + 5
+        return
+    assert spent <= rows * 1.01
+    if name == "cumulative-sampled":
+        assert spent >= rows * 0.97      # the budget is used, not left idle

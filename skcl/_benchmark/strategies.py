@@ -13,7 +13,9 @@ or in ``_METHODS`` for a method run alone.
 and ``buffer_capacity``.
 """
 
+import dataclasses
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -212,7 +214,7 @@ def strategies():
         registry[name] = Strategy(
             name, "other methods", text,
             lambda c, b=build_regularizer: _classifier(c, regularizer=b(c)), grid=grid)
-    registry.update({strategy.name: strategy for strategy in _BUDGETED})
+    registry.update({strategy.name: _with_spend(strategy) for strategy in _BUDGETED})
     return registry
 
 
@@ -287,6 +289,72 @@ def cumulative_history_fraction(budget, month_rows, epochs, retrain_epochs):
     if spare <= 0:
         return None
     return 1.0 if past == 0 else min(1.0, spare / past)
+
+
+def _spend_epochs(per_month=0.0):
+    """``spend`` on epochs of the month's rows (fine-tuning's cost: n rows an epoch).
+
+    ``per_month``: rows per month row spent once a month outside the epochs
+    (1 for MAS's output-sensitivity pass).
+    """
+    def spend(rows, shape):
+        n_rows = sum(shape.month_rows)
+        return {"max_epochs": max(1, math.floor((rows - per_month * n_rows) / n_rows))}
+    return spend
+
+
+def _spend_history(epochs=None):
+    """``spend`` of warm-started cumulative training.
+
+    ``epochs=None``: the run's epochs (``shape.epochs``, retrain's), the
+    budget spent on ``history_fraction``; an int: that many epochs (fewer if
+    even the months alone do not fit). Where the budget cannot pay for the
+    months in full at one epoch, one row of history is the least it samples.
+    """
+    def spend(rows, shape):
+        n_epochs = shape.epochs if epochs is None else epochs
+        n_rows = sum(shape.month_rows)
+        while n_epochs > 1 and rows / n_epochs <= n_rows:
+            n_epochs -= 1
+        past = sum(itertools.accumulate(shape.month_rows)) - n_rows
+        fraction = cumulative_history_fraction(
+            rows / (shape.epochs * (past + n_rows)), shape.month_rows, n_epochs,
+            shape.epochs)
+        smallest = 1.0 / max(past, 1)
+        return {"max_epochs": n_epochs,
+                "history_fraction": smallest if fraction is None else max(fraction, smallest)}
+    return spend
+
+
+def _spend_whole_history(rows, shape):
+    """``spend`` of ``cumulative``: epochs over the whole history, as many as fit."""
+    n_rows = sum(shape.month_rows)
+    per_epoch = sum(itertools.accumulate(shape.month_rows))    # n_rows + history
+    if rows >= per_epoch:
+        return {"max_epochs": min(shape.epochs, math.floor(rows / per_epoch)),
+                "history_fraction": 1.0}
+    return _spend_history(epochs=1)(rows, shape) if rows > n_rows else \
+        {"max_epochs": 1, "history_fraction": 1.0 / max(per_epoch - n_rows, 1)}
+
+
+_BUDGET_SPEND = {
+    "cumulative": _spend_whole_history,
+    "cumulative-1epoch": _spend_history(epochs=1),
+    "cumulative-sampled": _spend_history(),
+    "cumulative-sampled-cosine": _spend_history(),
+    "cumulative-sampled-ema": _spend_history(),
+    "cosine": _spend_epochs(),
+    "ema": _spend_epochs(),
+    "rehearsal-diverse": _spend_epochs(),   # epoch_size="fixed": an epoch is the month
+    "mas-normalized": _spend_epochs(per_month=1.0),
+}
+
+
+def _with_spend(strategy):
+    # Strategy has a ``spend`` field once issue-21's evaluation side is merged
+    if "spend" in {f.name for f in dataclasses.fields(Strategy)}:
+        return dataclasses.replace(strategy, spend=_BUDGET_SPEND[strategy.name])
+    return strategy
 
 
 def _diverse_buffer(config):
