@@ -8,8 +8,8 @@ stepped before every training batch of the month's main epochs.
 
 import math
 
-__all__ = ["MonthSchedule", "month_schedule", "next_scheduled_lr", "scheduled_lr",
-           "start_scheduled_epoch"]
+__all__ = ["MonthSchedule", "end_month_schedule", "month_schedule", "next_scheduled_lr",
+           "scheduled_lr", "start_scheduled_epoch"]
 
 
 def scheduled_lr(base_lr, step, n_steps, schedule, warmup_fraction, final_fraction):
@@ -90,6 +90,18 @@ def next_scheduled_lr(net):
     for group in net.optimizer_.param_groups:
         group["lr"] = lr
     net.history.record_batch("lr", lr)
+
+
+def end_month_schedule(net, lr):
+    """End the month's schedule: the optimizer gets the month's rate ``lr`` back.
+
+    Without a schedule nothing changes (an ``LRScheduler`` callback's rate stays).
+    """
+    month = net.__dict__.get("_month")
+    if month is not None and month.get("schedule") is not None:
+        month["schedule"] = None
+        for group in net.optimizer_.param_groups:
+            group["lr"] = lr
 
 
 def _current(net):

@@ -28,7 +28,12 @@ from ._batching import DeviceBatchIterator, RowsDataset, dataset_tensors, shared
 from ._compiled_step import compiled_train_step
 from ._cumulative import HISTORY_UPDATES, epoch_history_rows
 from ._persistence import _SKORCH_STATE
-from ._schedule import month_schedule, next_scheduled_lr, start_scheduled_epoch
+from ._schedule import (
+    end_month_schedule,
+    month_schedule,
+    next_scheduled_lr,
+    start_scheduled_epoch,
+)
 from ._sparse import host_rows, is_scipy_sparse, to_csr, to_torch_csr
 from ._validation import _NO_Y, _validate_input
 from ._weight_averaging import average_month_weights, begin_weight_averaging
@@ -499,8 +504,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             with self._global_rng_for_training(seed):
                 self.notify("on_train_begin", X=X_train, y=y_train)
                 self._run_epochs(X_train, y_train, epochs=None, **fit_params)
-                self._month["schedule"] = None  # the finishing epochs keep finish_lr
-                self._set_lr(lr)
+                end_month_schedule(self, lr)  # the finishing epochs keep finish_lr
                 if self.finish_epochs:
                     finish_lr = 0.1 * lr if self.finish_lr is None else self.finish_lr
                     self._set_lr(finish_lr)
