@@ -385,11 +385,13 @@ _SAMPLED = (f"warm-started cumulative training, {CUMULATIVE_EPOCHS} epochs of th
             f"plus {HISTORY_FRACTION:.0%} of the past rows, finetune_lr={CUMULATIVE_LR:g}")
 
 _BUDGETED = (
+    # at full cost the first month's rate is the better one (3 seeds: +0.3 pt
+    # over retrain at lr, -0.4 pt at 2e-3)
     Strategy("cumulative", "warm start and averaging",
              "warm-started cumulative training: last month's weights, every past row "
-             f"each epoch (Avalanche's cumulative, warm), finetune_lr={CUMULATIVE_LR:g}",
-             lambda c: _cumulative(c),
-             grid={"finetune_lr": (1e-3, 2e-3, 4e-3)}),
+             "each epoch (Avalanche's cumulative, warm)",
+             lambda c: _classifier(c, update="cumulative"),
+             grid={"finetune_lr": (1e-3, 2e-3)}),
     Strategy("cumulative-1epoch", "warm start and averaging",
              "warm-started cumulative training, one epoch over the whole history, "
              f"finetune_lr={CUMULATIVE_LR:g}",
