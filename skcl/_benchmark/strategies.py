@@ -390,8 +390,8 @@ _BUDGETED = (
     Strategy("cumulative", "warm start and averaging",
              "warm-started cumulative training: last month's weights, every past row "
              "each epoch (Avalanche's cumulative, warm)",
-             lambda c: _classifier(c, update="cumulative"),
-             grid={"finetune_lr": (1e-3, 2e-3)}),
+             lambda c: _classifier(c, update="cumulative", finetune_lr=LR),
+             grid={"finetune_lr": (LR, 2 * LR)}),
     Strategy("cumulative-1epoch", "warm start and averaging",
              "warm-started cumulative training, one epoch over the whole history, "
              f"finetune_lr={CUMULATIVE_LR:g}",
