@@ -31,6 +31,7 @@ MODULES = [
     "skcl.model_selection",
     "skcl.evaluation",
     "skcl.benchmark",
+    "skcl.distributed",
 ]
 
 # Not enforced, as in scikit-learn's own docstring test.

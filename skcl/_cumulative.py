@@ -86,5 +86,7 @@ def epoch_history_rows(net, dataset):
             or not isinstance(dataset, RowsDataset) or dataset.X is not store):
         return dataset
     n_month_rows = store.chunks()[-1][0].shape[0]
+    # the month's shuffling generator (a dict entry, or an attribute of a month object)
+    generator = month["generator"] if isinstance(month, dict) else month.generator
     return history_epoch_dataset(dataset, store, n_month_rows, net.history_fraction,
-                                 month["generator"])
+                                 generator)

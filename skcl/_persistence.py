@@ -13,6 +13,8 @@ import warnings
 import numpy as np
 import torch
 
+from ._distributed import run_on_main_process
+from ._head_growth import grow_output_layer
 from .utils._files import write_atomically
 from .utils._seeding import draw_seed, seeded_global_torch
 
@@ -41,7 +43,8 @@ def save_weights(estimator, f):
     if hasattr(f, "write"):
         f.write(buffer.getvalue())
         return
-    write_atomically(os.fspath(f), buffer.getvalue())
+    # under distributed=True, rank 0 writes and the other ranks wait for it
+    run_on_main_process(estimator, lambda: write_atomically(os.fspath(f), buffer.getvalue()))
 
 
 def load_weights(estimator, f):
@@ -55,8 +58,12 @@ def load_weights(estimator, f):
     if payload["feature_names_in"] is not None:
         estimator.feature_names_in_ = np.asarray(payload["feature_names_in"], dtype=object)
     estimator._start_stream(sparse_input=bool(payload.get("sparse_input", False)))
-    with seeded_global_torch(draw_seed(estimator.rng_), estimator.device):
+    seed = draw_seed(estimator.rng_)
+    with seeded_global_torch(seed, estimator.device):
         estimator._initialize_month_state()
+    # a module given as an instance has its first size: grow it to the file's
+    # classes (new_classes="grow" saved it grown)
+    grow_output_layer(estimator, None, seed, required=False)
     estimator.module_.load_state_dict(payload["module_state"])
     return estimator
 
@@ -74,7 +81,9 @@ def check_weights_match(estimator, payload, f):
     probe.n_features_in_ = payload["n_features_in"]
     probe._sparse_input = bool(payload.get("sparse_input", False))
     with torch.device("meta"), probe._current_init_context("module"):
-        expected = probe.initialize_module().module_.state_dict()
+        probe.initialize_module()
+        grow_output_layer(probe, None, None, required=False)
+        expected = probe.module_.state_dict()
     saved = payload["module_state"]
     problems = [f"{key!r} is missing" for key in expected if key not in saved]
     problems += [f"{key!r} is not in this module" for key in saved if key not in expected]
@@ -88,8 +97,9 @@ def check_weights_match(estimator, payload, f):
         raise ValueError(
             f"{f!r} does not fit this estimator's module (built with its module__* "
             f"parameters, n_features={payload['n_features_in']}, n_classes="
-            f"{len(payload['classes'])}): {'; '.join(problems[:5])}. Set the "
-            "module parameters of the estimator that saved it"
+            f"{len(payload['classes'])} for the classes {payload['classes'][:20]!r})"
+            f": {'; '.join(problems[:5])}. Set the module parameters of the "
+            "estimator that saved it"
         )
 
 

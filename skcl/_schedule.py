@@ -8,8 +8,8 @@ stepped before every training batch of the month's main epochs.
 
 import math
 
-__all__ = ["MonthSchedule", "end_month_schedule", "month_schedule", "next_scheduled_lr",
-           "scheduled_lr", "start_scheduled_epoch"]
+__all__ = ["MonthSchedule", "begin_month_schedule", "end_month_schedule",
+           "next_scheduled_lr", "scheduled_lr", "start_scheduled_epoch"]
 
 
 def scheduled_lr(base_lr, step, n_steps, schedule, warmup_fraction, final_fraction):
@@ -66,12 +66,17 @@ class MonthSchedule:
         return lr
 
 
-def month_schedule(net, lr):
-    """The month's schedule for ``net`` training at ``lr``; ``None`` when constant."""
-    if net.lr_schedule == "constant" and net.warmup_fraction == 0:
-        return None
-    return MonthSchedule(lr, net.max_epochs, net.lr_schedule, net.warmup_fraction,
-                         net.final_lr_fraction)
+def begin_month_schedule(net, lr):
+    """Start the month's schedule for ``net`` training at ``lr`` (none when constant).
+
+    Kept in ``net._month_schedule`` for the month; the classifier drops it
+    when the month ends, whatever happened.
+    """
+    schedule = None
+    if net.lr_schedule != "constant" or net.warmup_fraction > 0:
+        schedule = MonthSchedule(lr, net.max_epochs, net.lr_schedule, net.warmup_fraction,
+                                 net.final_lr_fraction)
+    net.__dict__["_month_schedule"] = schedule
 
 
 def start_scheduled_epoch(net, iterator):
@@ -97,13 +102,11 @@ def end_month_schedule(net, lr):
 
     Without a schedule nothing changes (an ``LRScheduler`` callback's rate stays).
     """
-    month = net.__dict__.get("_month")
-    if month is not None and month.get("schedule") is not None:
-        month["schedule"] = None
+    if net.__dict__.get("_month_schedule") is not None:
+        net.__dict__["_month_schedule"] = None
         for group in net.optimizer_.param_groups:
             group["lr"] = lr
 
 
 def _current(net):
-    month = net.__dict__.get("_month")
-    return None if month is None else month.get("schedule")
+    return net.__dict__.get("_month_schedule")

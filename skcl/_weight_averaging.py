@@ -25,8 +25,11 @@ def begin_weight_averaging(net):
     """
     mode = net.weight_averaging
     raw = net.__dict__.get("training_weights_")
-    if raw is not None and mode != "ema":
+    if raw is not None and (mode != "ema" or not _same_shapes(raw, net.module_.state_dict())):
+        # switched off or to "interpolate", or the head grew (new classes)
+        # since: training continues from the deployed weights
         del net.__dict__["training_weights_"]
+        raw = None
     if mode is None or not net.n_months_seen_:
         return None
     deployed = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
@@ -48,6 +51,11 @@ def average_month_weights(net, previous):
                                  for k, v in trained.items()}
     if previous is not None:
         net.module_.load_state_dict(averaged_state(previous, trained, net.averaging_decay))
+
+
+def _same_shapes(state, other):
+    return state.keys() == other.keys() and all(
+        state[key].shape == other[key].shape for key in state)
 
 
 def averaged_state(previous, current, decay):

@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .classifier import ContinualClassifier
 from .utils._fitted import reset_fitted_attributes
-from .utils._labels import check_month_classes
+from .utils._labels import check_month_classes, encode_labels
 from .utils._months import check_month_label, stream_months
 from .utils._predict import ArgmaxPredictMixin
 from .utils._rollback import atomic, save_shallow_state
@@ -51,6 +51,13 @@ class MonthlyAveragingClassifier(ArgmaxPredictMixin, ClassifierMixin, BaseEstima
     decay : float in (0, 1], default=0.5
         Per-month weight decay under ``weights="recency"`` (``1`` is uniform).
         Ignored under ``"uniform"``.
+    new_classes : {"error", "grow"}, default="error"
+        What a month with labels outside ``classes_`` does: ``"error"``
+        refuses it, ``"grow"`` appends them to ``classes_`` in order of
+        arrival. Each monthly model knows the classes of its own month; the
+        average aligns their columns on ``classes_`` (a model gives the
+        classes it never saw zero probability), so ``predict_proba`` always
+        has one column per class of ``classes_`` and rows summing to one.
     random_state : int, RandomState instance or None, default=None
         Seeds the monthly clones (see ``estimator``), so that an int makes a
         run reproducible.
@@ -58,7 +65,8 @@ class MonthlyAveragingClassifier(ArgmaxPredictMixin, ClassifierMixin, BaseEstima
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-        Class labels, fixed at the first month.
+        Class labels, fixed at the first month (sorted); with
+        ``new_classes="grow"``, later labels are appended in order of arrival.
     n_features_in_ : int
         Number of features, fixed at the first month.
     feature_names_in_ : ndarray of str
@@ -98,13 +106,16 @@ class MonthlyAveragingClassifier(ArgmaxPredictMixin, ClassifierMixin, BaseEstima
         "estimator": [HasMethods(["fit", "predict_proba"]), None],
         "weights": [StrOptions({"uniform", "recency"})],
         "decay": [Interval(Real, 0, 1, closed="right")],
+        "new_classes": [StrOptions({"error", "grow"})],
         "random_state": ["random_state"],
     }
 
-    def __init__(self, estimator=None, *, weights="uniform", decay=0.5, random_state=None):
+    def __init__(self, estimator=None, *, weights="uniform", decay=0.5, new_classes="error",
+                 random_state=None):
         self.estimator = estimator
         self.weights = weights
         self.decay = decay
+        self.new_classes = new_classes
         self.random_state = random_state
 
     @atomic
@@ -171,7 +182,7 @@ class MonthlyAveragingClassifier(ArgmaxPredictMixin, ClassifierMixin, BaseEstima
         reset_fitted_attributes(self)
         X, y = validate_data(self, X, y, reset=True, accept_sparse="csr")
         check_classification_targets(y)
-        classes = np.unique(y)
+        classes = np.unique(y) if self.new_classes == "error" else None
         for month, rows in stream_months(months, len(y)):
             self._fit_month(X[rows], y[rows], classes, month)
         return self
@@ -217,7 +228,8 @@ class MonthlyAveragingClassifier(ArgmaxPredictMixin, ClassifierMixin, BaseEstima
         if "classes_" not in self.__dict__:
             self.rng_ = make_rng(self.random_state)
             self.estimators_, self.estimator_months_ = [], []
-        self.classes_ = check_month_classes(y, classes, self.__dict__.get("classes_"))
+        self.classes_ = check_month_classes(y, classes, self.__dict__.get("classes_"),
+                                            new_classes=self.new_classes)
         if month is None:
             month = len(self.estimator_months_)
         present = np.unique(y)
@@ -236,6 +248,6 @@ class MonthlyAveragingClassifier(ArgmaxPredictMixin, ClassifierMixin, BaseEstima
         params = model.get_params(deep=False)
         if "random_state" in params and params["random_state"] is None:
             model.set_params(random_state=seed)
-        model.fit(X, np.searchsorted(self.classes_, y))
+        model.fit(X, encode_labels(self.classes_, y))
         self.estimators_ = [*self.estimators_, model]
         self.estimator_months_ = [*self.estimator_months_, month]

@@ -26,6 +26,12 @@ verdicts on the original study's seven findings, and writes to ``--out``:
     seeds, band = 95% interval), one panel per strategy family; ``retrain`` in
     black and ``naive`` in red in every panel (needs matplotlib, the ``plot``
     extra).
+``class_incremental.md``
+    With ``--new-classes`` only: the class-incremental table (average
+    incremental accuracy, final accuracy, forgetting per class, cost; mean and
+    standard deviation over seeds) of a run where each malware family is a
+    label that arrives mid-stream and every strategy grows its classes (see
+    :ref:`new_classes`).
 
 Strategies and their hyper-parameters
 -------------------------------------
@@ -111,6 +117,7 @@ import numpy as np
 import torch
 from joblib import parallel_config
 
+from ._benchmark.class_incremental import write_class_table
 from ._benchmark.findings import format_findings, judge_claims
 from ._benchmark.report import (
     aggregate,
@@ -229,6 +236,12 @@ def _build_parser():
     parser.add_argument("--dask-scheduler", metavar="ADDRESS",
                         help="run the tasks on this dask.distributed scheduler, e.g. "
                              "tcp://10.0.0.5:8786 (needs the dask extra)")
+    parser.add_argument("--new-classes", action="store_true",
+                        help="class-incremental run: every label is a family that may "
+                             "arrive mid-stream (the embedded stream with "
+                             "labels='family'), every strategy grows its classes "
+                             "(new_classes='grow'), and a class-incremental table is "
+                             "printed and written to class_incremental.md")
     parser.add_argument("--random-state", type=_positive_int(0, _SEED_MAX), default=0,
                         metavar="SEED",
                         help="seed of the data, the splits and the first model seed "
@@ -307,10 +320,11 @@ def _load_data(parser, args):
     if args.data is None:
         n_months = args.months or (4 if args.quick else 12)
         n_rows = 150 if args.quick else 1000
+        labels = "family" if args.new_classes else "binary"
         X, y, months = make_drifting_stream(n_months=n_months, n_samples_per_month=n_rows,
-                                            random_state=args.random_state)
+                                            labels=labels, random_state=args.random_state)
         return X, y, months, (f"make_drifting_stream(n_months={n_months}, "
-                              f"n_samples_per_month={n_rows}, "
+                              f"n_samples_per_month={n_rows}, labels={labels!r}, "
                               f"random_state={args.random_state})")
     path = Path(args.data)
     if not path.is_file():
@@ -500,6 +514,10 @@ def main(argv=None):
     if args.dask_scheduler is not None and args.jobs != 1:
         parser.error("--jobs and --dask-scheduler exclude each other: under dask every "
                      "worker of the cluster runs tasks; drop --jobs")
+    if args.new_classes and (args.tune or args.metric != "accuracy"):
+        parser.error("--new-classes scores accuracy without tuning (a model cannot be "
+                     "scored by roc_auc on classes it has not met yet); drop --tune and "
+                     "--metric roc_auc")
     seeds = [args.random_state + index for index in range(n_seeds)]
     split_seeds = seeds if args.vary_split else [args.random_state] * n_seeds
     tune_folds = 2 if args.quick else 3
@@ -535,6 +553,7 @@ def main(argv=None):
         "jobs": args.jobs,
         "dask_scheduler": args.dask_scheduler,
         "argv": list(sys.argv[1:] if argv is None else argv),
+        "new_classes": args.new_classes,
     }
     tasks = [(name, seed, split_seed) for seed, split_seed in zip(seeds, split_seeds)
              for name in names]
@@ -604,6 +623,8 @@ def main(argv=None):
         print("\n".join(tuning_lines(results)))
     print()
     print(format_findings(findings))
+    if args.new_classes:
+        written.append(write_class_table(out, results, reference))
     print(f"\n{len(tasks)} task(s) in {wall_seconds:.1f} s; wrote {', '.join(written)} "
           f"to {out}")
     return 0

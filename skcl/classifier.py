@@ -8,6 +8,7 @@ then inference, parameters, rollback and persistence.
 """
 
 import copy
+import functools
 import inspect
 import linecache
 import os
@@ -27,10 +28,18 @@ from . import _persistence
 from ._batching import DeviceBatchIterator, RowsDataset, dataset_tensors, shared_tensor
 from ._compiled_step import compiled_train_step
 from ._cumulative import HISTORY_UPDATES, epoch_history_rows
+from ._distributed import (
+    agree_month_end,
+    agree_on_month,
+    check_distributed,
+    data_parallel,
+    sharded_consolidation,
+)
+from ._head_growth import grow_output_layer, shrink_to_state
 from ._persistence import _SKORCH_STATE
 from ._schedule import (
+    begin_month_schedule,
     end_month_schedule,
-    month_schedule,
     next_scheduled_lr,
     start_scheduled_epoch,
 )
@@ -42,7 +51,7 @@ from .modules import MLP
 from .regularizers._base import training_hooks
 from .storage import RowStore
 from .utils._fitted import reset_fitted_attributes
-from .utils._labels import check_month_classes
+from .utils._labels import check_month_classes, encode_labels
 from .utils._months import check_month_label, missing_mask, stream_months
 from .utils._params import carry_over_params
 from .utils._predict import ArgmaxPredictMixin
@@ -157,7 +166,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         averaged weights. Not with ``update="retrain"``. Turned on between
         months, it averages from that month on; turned off (or from
         ``"ema"`` to ``"interpolate"``), training continues from the deployed
-        weights.
+        weights, as it does under ``"ema"`` in a month whose new classes grow
+        the output layer.
     averaging_decay : float in [0, 1], default=0.5
         Weight of the previous months' average; ``0`` keeps only the month's
         trained weights.
@@ -178,6 +188,15 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     keep_snapshots : bool, default=False
         Keep a CPU copy of the weights after each month in ``snapshots_``
         (memory: one copy of the parameters per month).
+    new_classes : {"error", "grow"}, default="error"
+        What a month with labels outside ``classes_`` does. ``"error"``
+        refuses it (scikit-learn's ``partial_fit(classes=...)`` contract) and
+        changes nothing. ``"grow"`` appends the new labels to ``classes_``
+        (after the known ones, so no class changes position) and the output
+        layer grows by one row per new class, drawn as a fresh layer would
+        be; the old rows, their optimizer state and every strategy's state
+        of them are kept (see :ref:`new_classes`). ``fit`` under ``"grow"``
+        starts from the first month's classes and grows as labels arrive.
     memmap_dir : str, path-like or None, default=None
         With ``update="retrain"``: directory where ``past_data_`` keeps the
         past rows, in anonymous memory-mapped files (deleted with the
@@ -225,6 +244,15 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         Unlike skorch's ``compile=True``, which compiles the module only and
         replaces ``module_`` by a wrapper, nothing compiled is stored on the
         estimator (it pickles, clones and saves as with ``"eager"``).
+    distributed : bool, default=False
+        Train data-parallel on the initialized ``torch.distributed`` process
+        group (a script launched with ``torchrun`` or ``accelerate launch``):
+        every rank calls ``fit`` / ``partial_fit`` with the same month, trains
+        on its share of every batch, and the gradients are summed across
+        ranks, so the model equals one process's with the same
+        ``batch_size`` (the global batch) and every rank holds the same
+        state. ``False`` trains in this process alone, group or not. See
+        :ref:`distributed`.
     **kwargs
         Any other skorch parameter (``module__hidden_units``,
         ``optimizer__weight_decay``, ``iterator_train__drop_last``, ...).
@@ -232,7 +260,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-        Class labels, fixed at the first month.
+        Class labels, fixed at the first month (sorted); with
+        ``new_classes="grow"``, labels that arrive later are appended in order
+        of arrival. ``predict_proba``'s columns follow this order.
     n_features_in_ : int
         Number of features seen at the first month.
     feature_names_in_ : ndarray of str
@@ -316,9 +346,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         "regularizer": [HasMethods(["penalty", "consolidate"]), None],
         "rehearsal": [HasMethods(["fit_resample", "partial_fit"]), None],
         "keep_snapshots": ["boolean"],
+        "new_classes": [StrOptions({"error", "grow"})],
         "memmap_dir": [str, os.PathLike, None],
         "random_state": ["random_state"],
         "step": [StrOptions({"eager", "compiled"})],
+        "distributed": ["boolean"],
     }
 
     def __init__(
@@ -343,6 +375,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         regularizer=None,
         rehearsal=None,
         keep_snapshots=False,
+        new_classes="error",
         memmap_dir=None,
         random_state=None,
         train_split=None,
@@ -352,6 +385,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         verbose=0,
         device="cpu",
         step="eager",
+        distributed=False,
         **kwargs,
     ):
         # NeuralNet's constructor, not NeuralNetClassifier's: the latter adds a
@@ -385,9 +419,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self.regularizer = regularizer
         self.rehearsal = rehearsal
         self.keep_snapshots = keep_snapshots
+        self.new_classes = new_classes
         self.memmap_dir = memmap_dir
         self.random_state = random_state
         self.step = step
+        self.distributed = distributed
 
     # ==================================================================
     # Public entry points
@@ -398,7 +434,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
 
         Equivalent to a fresh estimator's ``partial_fit`` on each distinct month
         of ``months`` in order (sorted, or the category order of an ordered
-        pandas ``Categorical``), with ``classes`` set to every label in ``y``.
+        pandas ``Categorical``), with ``classes`` set to every label in ``y``
+        (with ``new_classes="grow"``: without ``classes``, so the classes grow
+        as they arrive).
         This is the entry point of ``GridSearchCV`` and ``cross_validate``,
         which slice ``months`` per fold through metadata routing. If anything
         raises, the estimator is left exactly as before the call.
@@ -424,7 +462,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self._check_params()
         self._reset()
         X, y = self._validate_month(X, y, reset=True)
-        classes = np.unique(y)
+        # under "grow" the classes arrive with their months, as partial_fit's would
+        classes = np.unique(y) if self.new_classes == "error" else None
         for month, rows in stream_months(months, len(y)):
             self._fit_month(X[rows], y[rows], classes, month, fit_params)
         return self
@@ -449,7 +488,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             The month's labels.
         classes : array-like of shape (n_classes,), default=None
             Every label the stream can contain. Needed on the first call unless
-            that month holds every label already; must match ``classes_`` after.
+            that month holds every label already; must match ``classes_`` after
+            (with ``new_classes="grow"``, labels not yet in ``classes_`` join it
+            instead).
         month : hashable, default=None
             The month's label (a scalar: int, string, date), recorded in
             ``months_`` and passed to the rehearsal buffer. ``None`` uses the
@@ -474,14 +515,16 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     def _fit_month(self, X, y, classes, month, fit_params):
         if len(y) == 0:
             raise ValueError("the month has no rows; skip empty months")
-        self.classes_ = check_month_classes(y, classes, self.__dict__.get("classes_"))
+        n_known = len(self.__dict__.get("classes_", ()))
+        self.classes_ = check_month_classes(y, classes, self.__dict__.get("classes_"),
+                                            new_classes=self.new_classes)
         if not self._stream_started():
             self._start_stream(sparse_input=is_scipy_sparse(X))
-        seed = draw_seed(self.rng_)
+        seed = agree_on_month(self, X, y, draw_seed(self.rng_))
         self._apply_changed_settings(seed)
         if month is None:
             month = self.n_months_seen_
-        y_encoded = np.searchsorted(self.classes_, y)
+        y_encoded = encode_labels(self.classes_, y)
 
         X_month, y_month, X_train, y_train = self._month_data(X, y_encoded)
 
@@ -489,6 +532,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         if initialize:
             with seeded_global_torch(seed, self.device):
                 self._initialize_month_state()
+        if self.new_classes == "grow" and (initialize or len(self.classes_) > n_known):
+            # a month with new classes (or a module rebuilt at its first size)
+            grow_output_layer(self, n_known, seed + 3,
+                              required=not initialize and len(self.classes_) > n_known)
         lr = self.lr if initialize or self.finetune_lr is None else self.finetune_lr
         self._set_lr(lr)
         averaged_before = begin_weight_averaging(self)
@@ -498,10 +545,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             if epoch.get("batches"):
                 epoch["batches"] = []
         self._month = {"label": month, "first_epoch": len(self.history_), "batches": 0,
-                       "generator": torch_generator(seed),
-                       "schedule": month_schedule(self, lr)}
+                       "generator": torch_generator(seed)}
+        begin_month_schedule(self, lr)
         try:
-            with self._global_rng_for_training(seed):
+            with self._global_rng_for_training(seed), data_parallel(self, seed):
                 self.notify("on_train_begin", X=X_train, y=y_train)
                 self._run_epochs(X_train, y_train, epochs=None, **fit_params)
                 end_month_schedule(self, lr)  # the finishing epochs keep finish_lr
@@ -515,9 +562,14 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             self._check_month_trained(len(X_train))
             average_month_weights(self, averaged_before)
             self.on_month_end(X_month, y_month, month)
+            agree_month_end(self)  # every rank commits the month, or none
+        except BaseException as exc:
+            agree_month_end(self, exc)
+            raise
         finally:
             self.__dict__.pop("_month", None)
             self.__dict__.pop("_epoch_source", None)
+            self.__dict__.pop("_month_schedule", None)
 
         self.months_ = [*self.months_, month]
         self.n_months_seen_ += 1
@@ -529,6 +581,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     def _check_params(self):
         """Check every parameter and their combinations (at every call)."""
         check_parameter_constraints(self)
+        check_distributed(self)
         # the strategy objects' own constraints, checked before any training
         for name in ("regularizer", "rehearsal"):
             strategy = getattr(self, name)
@@ -992,6 +1045,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         may change the gradients in place, and what it returns (a penalty's
         value) is added to the step's loss. Callbacks' ``on_grad_computed``
         (e.g. gradient clipping) run afterwards and see the final gradient.
+        With ``distributed=True``, skorch's step runs on this rank's share of
+        the batch, and the gradients, loss and prediction the hooks see are
+        the whole batch's, summed across ranks (see :ref:`distributed`).
 
         Parameters
         ----------
@@ -1006,7 +1062,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             ``{"loss": loss, "y_pred": y_pred}``: the training loss (penalty
             included) and the module's output.
         """
-        step = super().train_step_single(batch, **fit_params)
+        local_step = functools.partial(super().train_step_single, **fit_params)
+        sync = self.__dict__.get("_gradient_sync")  # set by data_parallel
+        step = local_step(batch) if sync is None else sync.train_step_single(batch, local_step)
         regularizer = getattr(self, "regularizer_", None)
         if regularizer is not None:
             hooks = training_hooks(type(regularizer))
@@ -1116,7 +1174,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             The month's label.
         """
         if self.regularizer_ is not None:
-            self.regularizer_.consolidate(self, X, y)
+            with sharded_consolidation(self):
+                self.regularizer_.consolidate(self, X, y)
         if self.rehearsal_ is not None:
             self.rehearsal_.partial_fit(host_rows(X), y.cpu().numpy(), month=month,
                                         **rehearsal_inputs(self, X))
@@ -1195,6 +1254,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             estimator = copy.deepcopy(self)
         finally:
             self.snapshots_ = snapshots
+        # a month before classes were added predicts the classes known then
+        shrink_to_state(estimator, snapshots[index])
         estimator.module_.load_state_dict(snapshots[index])
         return estimator
 

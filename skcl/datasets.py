@@ -19,6 +19,7 @@ def make_drifting_stream(
     family_strength=2.5,
     benign_drift=1.0,
     noise=1.0,
+    labels="binary",
     random_state=None,
 ):
     """Generate a binary "malicious vs benign" stream that drifts month by month.
@@ -66,6 +67,13 @@ def make_drifting_stream(
         last month.
     noise : float, default=1.0
         Standard deviation of the Gaussian noise.
+    labels : {"binary", "family"}, default="binary"
+        ``"binary"``: 1 for malicious, 0 for benign (a detector's labels).
+        ``"family"``: 0 for benign and ``1 + k`` for a row of family ``k`` (a
+        family classifier's labels). Families are born one after another, so
+        each new family arrives as a label never seen before: the
+        class-incremental stream of ``ContinualClassifier(new_classes="grow")``
+        (see :ref:`new_classes`). The rows are the same for both.
     random_state : int, RandomState instance or None, default=None
         Seed for reproducible streams.
 
@@ -74,7 +82,8 @@ def make_drifting_stream(
     X : ndarray of shape (n_months * n_samples_per_month, n_features), float32
         Features.
     y : ndarray of shape (n_months * n_samples_per_month,), int64
-        1 for malicious, 0 for benign.
+        1 for malicious, 0 for benign; with ``labels="family"``, the family
+        plus one for malicious rows.
     months : ndarray of shape (n_months * n_samples_per_month,), int64
         Month index of each row, ``0 .. n_months - 1``, in order.
 
@@ -95,6 +104,10 @@ def make_drifting_stream(
         raise ValueError(
             f"n_features={n_features!r} is too small for n_families={n_families!r}; "
             f"pass n_features >= {3 * n_families}"
+        )
+    if labels not in ("binary", "family"):
+        raise ValueError(
+            f"labels must be 'binary' or 'family', got {labels!r}"
         )
     if not 0 < positive_fraction < 1:
         raise ValueError(
@@ -123,7 +136,9 @@ def make_drifting_stream(
         families = rng.choice(n_families, size=n_pos, p=weights)
         malicious = rng.normal(0.0, noise, (n_pos, n_features)) + signatures[families]
         X_month = np.vstack([benign, malicious])
-        y_month = np.r_[np.zeros(n_neg, dtype=np.int64), np.ones(n_pos, dtype=np.int64)]
+        positive = (np.ones(n_pos, dtype=np.int64) if labels == "binary"
+                    else families.astype(np.int64) + 1)
+        y_month = np.r_[np.zeros(n_neg, dtype=np.int64), positive]
         order = rng.permutation(n_samples_per_month)
         X_parts.append(X_month[order])
         y_parts.append(y_month[order])

@@ -21,6 +21,7 @@ from sklearn.metrics import get_scorer
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
+from ._class_incremental import CLASS_SUMMARY_KEYS, ClassIncrementalTracker, class_summary
 from .utils._arrays import n_rows, plain, plain_list
 from .utils._months import check_months
 from .utils._text import text_table
@@ -52,6 +53,7 @@ def evaluate_stream(
     reference="retrain",
     random_state=None,
     progress=False,
+    class_incremental=False,
 ):
     """Train strategies month by month and score them on every month's test part.
 
@@ -112,6 +114,17 @@ def evaluate_stream(
         months (tqdm, from the ``progress`` extra; one line per month without
         it). When stderr is not a terminal (a log file, a CI job): one line
         per finished strategy.
+    class_incremental : bool, default=False
+        Evaluate a stream whose months bring new classes (new malware
+        families): ``partial_fit`` gets no ``classes=``, so each strategy
+        learns the classes as they arrive (a
+        :class:`~skcl.ContinualClassifier` needs ``new_classes="grow"``), and
+        the result gains the class-incremental scores: ``class_records``
+        (each class's accuracy after each month), ``seen_accuracy`` and the
+        summary keys ``average_incremental_accuracy``,
+        ``final_seen_accuracy``, ``mean_class_forgetting``,
+        ``max_class_forgetting`` and ``class_forgetting`` (see
+        :ref:`new_classes`). The first month must hold two classes.
 
     Returns
     -------
@@ -173,6 +186,8 @@ def evaluate_stream(
 
     records = []
     fitted = {}
+    class_records, seen_accuracy = [], {}
+    fit_classes = {} if class_incremental else {"classes": classes}
     bar = _Progress(len(named) * len(month_order), enabled=progress)
     try:
         for name, estimator in named:
@@ -181,11 +196,12 @@ def evaluate_stream(
             month_kwarg = _month_kwarg(estimator)
             rows_passed = 0
             fit_seconds = 0.0
+            tracker = ClassIncrementalTracker(y, splits) if class_incremental else None
             for step, (month, (train_rows, _)) in enumerate(zip(month_labels, splits), 1):
                 bar.describe(f"{name}: month {month}")
                 start = time.perf_counter()
                 estimator.partial_fit(_take(X, train_rows), y[train_rows],
-                                      classes=classes, **month_kwarg(month))
+                                      **fit_classes, **month_kwarg(month))
                 fit_seconds += time.perf_counter() - start
                 rows_passed += len(train_rows)
                 samples = counter.update(estimator)
@@ -198,13 +214,20 @@ def evaluate_stream(
                         "score": score, "samples_processed": int(samples),
                         "fit_seconds": fit_seconds,
                     })
+                if tracker is not None:
+                    seen, rows = tracker.records(estimator, _take(X, tracker.test_rows),
+                                                 name, step, month)
+                    seen_accuracy.setdefault(name, []).append(seen)
+                    class_records.extend(rows)
                 bar.update()
             bar.finish_strategy(name, fit_seconds)
             fitted[name] = estimator
     finally:
         bar.close()
     return StreamEvaluation(records, metric=metric_name, reference=reference,
-                            months=month_labels, estimators=fitted)
+                            months=month_labels, estimators=fitted,
+                            class_records=class_records if class_incremental else None,
+                            seen_accuracy=seen_accuracy if class_incremental else None)
 
 
 class StreamEvaluation:
@@ -228,6 +251,14 @@ class StreamEvaluation:
         Month labels in training order.
     estimators : dict or None, default=None
         Each strategy's fitted model after the last month, by name.
+    class_records : list of dict or None, default=None
+        With a class-incremental evaluation: one dict per (strategy, month
+        trained, class seen so far), keys ``strategy``, ``n_months_trained``,
+        ``train_month``, ``class``, ``class_accuracy`` (the class's recall on
+        its held-out rows of the whole stream) and ``n_test_rows``.
+    seen_accuracy : dict of str to list of float or None, default=None
+        With a class-incremental evaluation: per strategy, the accuracy after
+        each month on the held-out rows of the months trained so far.
 
     Attributes
     ----------
@@ -250,7 +281,14 @@ class StreamEvaluation:
         reference's, negative when worse); ``samples_processed`` (total);
         ``relative_cost`` (``samples_processed`` over the reference's);
         ``fit_seconds`` (total) and ``relative_time`` (over the reference's).
-        Relative columns are ``None`` without a reference.
+        Relative columns are ``None`` without a reference. A class-incremental
+        evaluation adds ``average_incremental_accuracy`` (mean of
+        ``seen_accuracy``), ``final_seen_accuracy``, ``mean_class_forgetting``
+        and ``max_class_forgetting`` (over the classes seen before the last
+        month: best class accuracy before the last month minus the final
+        one) and ``class_forgetting`` ({class: forgetting}).
+    class_records, seen_accuracy
+        As passed (``None`` for a per-month evaluation).
     estimators : dict of str to estimator
         Each strategy's fitted model after the last month (the clone that
         :func:`~skcl.evaluate_stream` trained), for inspection; empty when the
@@ -283,8 +321,11 @@ class StreamEvaluation:
     (0.75, 0.2)
     """
 
-    def __init__(self, records, *, metric, reference, months, estimators=None):
+    def __init__(self, records, *, metric, reference, months, estimators=None,
+                 class_records=None, seen_accuracy=None):
         self.records = list(records)
+        self.class_records = None if class_records is None else list(class_records)
+        self.seen_accuracy = None if seen_accuracy is None else dict(seen_accuracy)
         self.estimators = dict(estimators or {})
         self.metric = metric
         self.reference = reference
@@ -340,9 +381,13 @@ class StreamEvaluation:
         -------
         frame : pandas.DataFrame
             One row per strategy, in the order given, indexed by ``strategy``;
-            the other columns of ``summary`` in their documented order.
+            the other columns of ``summary`` in their documented order (the
+            class-incremental ones last, without ``class_forgetting``).
         """
-        return _frame(self.summary, SUMMARY_COLUMNS).set_index("strategy")
+        columns = SUMMARY_COLUMNS
+        if self.seen_accuracy is not None:   # the class-incremental scores too
+            columns += CLASS_SUMMARY_KEYS[:-1]
+        return _frame(self.summary, columns).set_index("strategy")
 
     def to_csv(self, path):
         """Write ``records`` to a CSV file (no pandas needed).
@@ -424,6 +469,10 @@ class StreamEvaluation:
                 "fit_seconds": float(last_rows[0]["fit_seconds"]),
                 "relative_time": None,
             })
+            if self.seen_accuracy is not None and strategy in self.seen_accuracy:
+                summary[-1].update(class_summary(
+                    [row for row in self.class_records if row["strategy"] == strategy],
+                    self.seen_accuracy[strategy]))
             if strategy == self.reference:
                 by_reference = summary[-1]
         if by_reference is not None:

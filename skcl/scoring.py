@@ -746,7 +746,12 @@ def _snapshot_models(estimator, caller):
     final = _check_snapshots(estimator, caller)
     model = final.get_snapshot_estimator(0)
     wrapped = _with_final_step(estimator, model)
-    for state in final.snapshots_:
+    for index, state in enumerate(final.snapshots_):
+        current = model.module_.state_dict()
+        if any(current[key].shape != value.shape for key, value in state.items()):
+            # classes were added that month (new_classes="grow"): a copy with its head
+            model = final.get_snapshot_estimator(index)
+            wrapped = _with_final_step(estimator, model)
         model.module_.load_state_dict(state)
         yield wrapped
 

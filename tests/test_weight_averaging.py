@@ -98,3 +98,17 @@ def test_averaged_model_round_trips_and_resumes(stream, make_clf, tmp_path):
     clf.partial_fit(X[months == 3], y[months == 3])
     loaded.partial_fit(X[months == 3], y[months == 3])
     assert state_equal(loaded.module_, clf.module_)
+
+
+@pytest.mark.parametrize("mode", ["ema", "interpolate"])
+def test_averaging_follows_a_growing_head(stream, make_clf, mode):
+    X, y, months = stream
+    y3 = np.where((months >= 2) & (np.arange(len(y)) % 5 == 0), 2, y)
+    clf = make_clf(new_classes="grow", weight_averaging=mode, averaging_decay=0.5)
+    for month in (0, 1, 2, 3):
+        clf.partial_fit(X[months == month], y3[months == month],
+                        classes=[0, 1] if month == 0 else None)
+    assert list(clf.classes_) == [0, 1, 2]
+    assert clf.predict_proba(X[:5]).shape == (5, 3)
+    if mode == "ema":
+        assert clf.training_weights_["layers.2.weight"].shape[0] == 3

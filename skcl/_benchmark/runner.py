@@ -77,13 +77,17 @@ def run_task(name, seed, split_seed, config, X, y, months):
                                             X[train], y[train], months[train])
             tune_seconds = time.perf_counter() - start
             estimator.set_params(**best_params)
+        class_incremental = bool(config.get("new_classes"))
+        if class_incremental and "new_classes" in estimator.get_params():
+            estimator.set_params(new_classes="grow")
         cuda = str(config["device"]).startswith("cuda")
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         with _PeakMemory() as memory:
             evaluation = evaluate_stream(
                 {name: estimator}, X, y, months, test_size=config["test_size"],
-                metric=config["metric"], reference=None, random_state=split_seed)
+                metric=config["metric"], reference=None, random_state=split_seed,
+                class_incremental=class_incremental)
         fitted = evaluation.estimators[name]
         regularizer = getattr(fitted, "regularizer_", None)
         return {
@@ -93,6 +97,10 @@ def run_task(name, seed, split_seed, config, X, y, months):
             "peak_device_bytes": torch.cuda.max_memory_allocated() if cuda else None,
             "negative_fractions": [float(v) for v in
                                    getattr(regularizer, "negative_fractions_", None) or []],
+            # --new-classes only: the class-incremental scores
+            "class_records": evaluation.class_records,
+            "seen_accuracy": (None if evaluation.seen_accuracy is None
+                              else evaluation.seen_accuracy[name]),
         }
     finally:
         torch.set_num_threads(threads)

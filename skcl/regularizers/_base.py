@@ -46,6 +46,14 @@ class Regularizer(BaseEstimator):
     :class:`ImportanceRegularizer` and implement ``estimate_importance``
     only.
 
+    With ``ContinualClassifier(new_classes="grow")``, a month that brings new
+    classes grows the output layer before it trains; a strategy with fitted
+    state then needs ``grow_classes(net, growth)``, which brings that state to
+    the grown shapes (``growth`` names the output layer's parameters, their
+    class axes and the class counts before and after; see
+    :ref:`new_classes`). The built-in strategies implement it; a strategy with
+    fitted state and no such method is refused at the first growth.
+
     Read more in the :ref:`User Guide <custom_regularizer>`.
 
     See Also

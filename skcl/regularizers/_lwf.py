@@ -98,7 +98,31 @@ class LwF(Regularizer):
             return None
         with torch.no_grad():
             old = teacher(X)
-        return self.lam * distillation_loss(y_pred, old, self.temperature)
+        # after new classes were added (new_classes="grow") the teacher knows
+        # only the old ones: distil the student's distribution over those
+        return self.lam * distillation_loss(y_pred[:, :old.shape[1]], old, self.temperature)
+
+    def grow_classes(self, net, growth):
+        """Keep the teacher as it is: it distils over the old classes only.
+
+        The teacher has one output per class known when it was frozen; after
+        new classes arrive, :meth:`batch_loss` compares its softmax with the
+        student's softmax restricted to those classes (renormalized), so the
+        new classes' logits are learned from the labels alone.
+
+        Parameters
+        ----------
+        net : ContinualClassifier
+            The estimator (unused).
+        growth : skcl._head_growth.HeadGrowth
+            The growth (unused).
+
+        Returns
+        -------
+        self : LwF
+            The regularizer, unchanged.
+        """
+        return self
 
     def consolidate(self, net, X, y):
         """Freeze a copy of the trained module as the next month's teacher.

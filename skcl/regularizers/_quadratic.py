@@ -203,6 +203,58 @@ class ImportanceRegularizer(Regularizer):
             )
         return flat
 
+    def grow_classes(self, net, growth):
+        """Give the output layer's new rows zero importance: they are not anchored.
+
+        Called by :class:`~skcl.ContinualClassifier` (``new_classes="grow"``)
+        when a month brings new classes, before the month trains. The old
+        rows keep their anchor and importance exactly; the new rows get an
+        importance of zero (and an anchor of zero, which a zero importance
+        makes irrelevant), so the penalty's value does not change and the
+        new rows train freely until the month's consolidation weighs them.
+
+        Parameters
+        ----------
+        net : ContinualClassifier
+            The estimator, still holding the module before the growth.
+        growth : skcl._head_growth.HeadGrowth
+            The output layer's parameters and their class axes, the class
+            counts before and after.
+
+        Returns
+        -------
+        self : ImportanceRegularizer
+            The regularizer, its fitted tensors grown.
+        """
+        if "param_names_" not in self.__dict__:
+            return self   # nothing consolidated yet
+        names, shapes = self.param_names_, self.param_shapes_
+
+        def grown(flat):
+            return growth.pad_flat(flat, names, shapes)
+
+        def flat_of(values):
+            return torch.cat([values[name].reshape(-1) for name in names])
+
+        views = {name: flat_of(self.__dict__[name]) for name in ("anchor_", "importance_")
+                 if name in self.__dict__}
+        if "penalty_center_" in self.__dict__:
+            weight = self.penalty_weight_
+            if weight is None:   # all ones (L2): the new rows need their zeros
+                weight = torch.ones_like(self.penalty_center_)
+            self.penalty_weight_ = grown(weight)
+            self.penalty_center_ = grown(self.penalty_center_)
+        # EWC's running sums (float64); the offset is unchanged by zero entries
+        for name in ("_importance_sum_", "_weighted_anchor_sum_"):
+            if name in self.__dict__:
+                setattr(self, name, grown(self.__dict__[name]))
+        self.param_shapes_ = [growth.grown_shape(name, shape)
+                              for name, shape in zip(names, shapes)]
+        for name, flat in views.items():
+            setattr(self, name, self._as_dict(grown(flat)))
+        self.__dict__.pop("_grad_cache", None)
+        return self
+
     def __getstate__(self):
         state = super().__getstate__()
         # the cached parameter list refers to one module object: rebuilt lazily

@@ -166,6 +166,27 @@ class AGEM(_MemoryStrategy):
                                 [c.view_as(p) for c, p in zip(correction, params)])
         return None
 
+    def grow_classes(self, net, growth):
+        """Keep the memory as it is: its encoded labels stay valid.
+
+        New classes are appended after the known ones, so the stored labels
+        still index the same classes, and the reference gradient is the
+        criterion's over every output, the new ones included.
+
+        Parameters
+        ----------
+        net : ContinualClassifier
+            The estimator (unused).
+        growth : skcl._head_growth.HeadGrowth
+            The growth (unused).
+
+        Returns
+        -------
+        self : AGEM
+            The regularizer, unchanged.
+        """
+        return self
+
     def consolidate(self, net, X, y):
         """Add the month's rows to the memory.
 
@@ -302,11 +323,45 @@ class DERpp(_MemoryStrategy):
             inputs.append(X_label)
         output = net.infer(cat_rows(inputs))  # one forward for both draws
         if self.alpha:
-            terms.append(self.alpha * F.mse_loss(output[:n_rows], logits))
+            # after new classes (NaN-padded logits): the known entries only
+            mse = (_masked_mse if self.__dict__.get("_logits_padded") else F.mse_loss)
+            terms.append(self.alpha * mse(output[:n_rows], logits))
         if self.beta:
             label_loss = net.get_loss(output[-n_rows:], y_label, X=X_label, training=False)
             terms.append(self.beta * label_loss)
         return sum(terms[1:], terms[0])
+
+    def grow_classes(self, net, growth):
+        """Pad the stored logits with NaN for the new classes, which the logit term skips.
+
+        The logits stored with past rows cover the classes known then; the
+        new classes' columns are NaN ("not known"), and the logit term's mean
+        squared error runs over the known entries only, so an old row is
+        pulled towards what the model answered for the classes it had, and
+        nothing is assumed about the new ones. The label term needs nothing:
+        stored labels keep their positions.
+
+        Parameters
+        ----------
+        net : ContinualClassifier
+            The estimator (unused).
+        growth : skcl._head_growth.HeadGrowth
+            The class counts before and after.
+
+        Returns
+        -------
+        self : DERpp
+            The regularizer, its memory's logits padded.
+        """
+        memory = self.__dict__.get("memory_")
+        extra = None if memory is None else memory.__dict__.get("extra_")
+        if extra is not None:
+            padding = np.full((len(extra), growth.n_new - extra.shape[1]), np.nan,
+                              dtype=extra.dtype)
+            memory.extra_ = np.concatenate([extra, padding], axis=1)
+            memory.extra_.flags.writeable = False
+            self._logits_padded = True
+        return self
 
     def consolidate(self, net, X, y):
         """Add the month's rows, labels and the trained model's logits to the memory.
@@ -334,3 +389,10 @@ class DERpp(_MemoryStrategy):
                                           extra=logits.float().cpu().numpy())
         self.n_consolidations_ = self.__dict__.get("n_consolidations_", 0) + 1
         return self
+
+
+def _masked_mse(output, target):
+    """Mean squared error over the finite entries of ``target`` (NaN: class unknown then)."""
+    known = torch.isfinite(target)
+    squared = (output - torch.where(known, target, output.detach())).square()
+    return squared.sum() / known.sum().clamp_min(1)
