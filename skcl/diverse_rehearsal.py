@@ -8,6 +8,7 @@ proportion goes to the stratum's most anomalous rows (scored by an
 :class:`~sklearn.ensemble.IsolationForest`), the rest to a uniform sample.
 """
 
+import copy
 from numbers import Integral, Real
 
 import numpy as np
@@ -182,7 +183,9 @@ class DiverseRehearsalBuffer(RehearsalBuffer):
 
     def _month_strata(self, X, n_rows, groups, embedding):
         """Stratum codes and outlier scores of a new month's rows."""
-        rng = self.strata_rng_
+        # drawn from a copy, put in place at the end: the generator is
+        # advanced in place, which the shallow rollback would not undo
+        rng = copy.deepcopy(self.strata_rng_)
         features = None
         if groups is None or self.outlier_share > 0:
             features = self._representation(X, n_rows, embedding,
@@ -214,6 +217,7 @@ class DiverseRehearsalBuffer(RehearsalBuffer):
         if self.outlier_share > 0:
             forest = IsolationForest(n_estimators=50, random_state=int(rng.integers(SEED_HIGH)))
             scores = -forest.fit(features).score_samples(features)
+        self.strata_rng_ = rng
         return strata, scores
 
     def _representation(self, X, n_rows, embedding, needed_for):

@@ -128,6 +128,11 @@ def test_errors_and_atomicity(tmp_path):
         buffer.partial_fit(X, y, groups=groups[:5], embedding=X, month=1)
     with pytest.raises(ValueError, match="embedding has shape"):
         buffer.partial_fit(X, y, embedding=X[:5], month=1)
+    rng_state = buffer.strata_rng_.bit_generator.state
+    with pytest.raises(ValueError, match="extra"):
+        # fails in the base buffer, after this month's clusters were drawn
+        buffer.partial_fit(X, y, embedding=X, extra=np.zeros(3), month=1)
+    assert buffer.strata_rng_.bit_generator.state == rng_state
     assert buffer.X_ is before[0] and buffer.n_strata_ == before[2]
     np.testing.assert_array_equal(buffer.strata_, before[1])
     with pytest.raises(ValueError, match="outlier_share"):
