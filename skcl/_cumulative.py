@@ -52,9 +52,9 @@ def history_epoch_dataset(dataset, store, n_month_rows, fraction, generator):
         ``past_data_``; its last ``n_month_rows`` rows are the current month.
     n_month_rows : int
         Rows of the current month.
-    fraction : float in (0, 1]
+    fraction : float in [0, 1]
         Share of the earlier months' rows drawn for this epoch (without
-        replacement); ``1`` returns ``dataset`` itself.
+        replacement); ``1`` returns ``dataset`` itself, ``0`` the month alone.
     generator : torch.Generator
         The month's generator: the draw is reproducible with ``random_state``.
 
@@ -76,17 +76,20 @@ def history_epoch_dataset(dataset, store, n_month_rows, fraction, generator):
 def epoch_history_rows(net, dataset):
     """What an epoch of ``net`` iterates over, given the month's training ``dataset``.
 
-    Under ``update="retrain"`` / ``"cumulative"`` with ``history_fraction < 1``,
-    when ``dataset`` is the whole history in ``past_data_``, a fresh draw of
+    Under ``update="retrain"`` / ``"cumulative"`` with ``history_fraction < 1``
+    (``finish_history_fraction``, when set, in the finishing epochs), when
+    ``dataset`` is the whole history in ``past_data_``, a fresh draw of
     :func:`history_epoch_dataset`; otherwise ``dataset`` itself.
     """
     store = net.__dict__.get("past_data_")
     month = net.__dict__.get("_month")
-    if (store is None or month is None or net.history_fraction >= 1
+    fraction = net.history_fraction
+    if net.__dict__.get("_finishing") and net.finish_history_fraction is not None:
+        fraction = net.finish_history_fraction
+    if (store is None or month is None or fraction >= 1
             or not isinstance(dataset, RowsDataset) or dataset.X is not store):
         return dataset
     n_month_rows = store.chunks()[-1][0].shape[0]
     # the month's shuffling generator (a dict entry, or an attribute of a month object)
     generator = month["generator"] if isinstance(month, dict) else month.generator
-    return history_epoch_dataset(dataset, store, n_month_rows, net.history_fraction,
-                                 generator)
+    return history_epoch_dataset(dataset, store, n_month_rows, fraction, generator)

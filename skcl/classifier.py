@@ -141,6 +141,13 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         replacement) every epoch, beside every row of the current month. An
         epoch then costs ``n_month + history_fraction * n_past`` rows: the
         knob that fits warm-started cumulative training into a budget.
+    finish_history_fraction : float in [0, 1] or None, default=None
+        With ``update="retrain"`` or ``"cumulative"`` and ``finish_epochs``:
+        share of the earlier months' rows each finishing epoch trains on,
+        beside the current month. ``0`` finishes on the month alone: the
+        model ends fitted to the most recent data, which the next month
+        resembles most (see :ref:`cumulative_training`). ``None`` uses
+        ``history_fraction``.
     lr_schedule : {"constant", "cosine", "linear"}, default="constant"
         How the learning rate moves over each month's ``max_epochs`` epochs,
         step by step, restarting every month: ``"cosine"`` and ``"linear"``
@@ -338,6 +345,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                        Options(Integral, {-1})],
         "update": [StrOptions({"finetune", "retrain", "cumulative"})],
         "history_fraction": [Interval(Real, 0, 1, closed="right")],
+        "finish_history_fraction": [Interval(Real, 0, 1, closed="both"), None],
         "lr_schedule": [StrOptions({"constant", "cosine", "linear"})],
         "warmup_fraction": [Interval(Real, 0, 1, closed="left")],
         "final_lr_fraction": [Interval(Real, 0, 1, closed="both")],
@@ -367,6 +375,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         batch_size=128,
         update="finetune",
         history_fraction=1.0,
+        finish_history_fraction=None,
         lr_schedule="constant",
         warmup_fraction=0.0,
         final_lr_fraction=0.1,
@@ -411,6 +420,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self.finish_lr = finish_lr
         self.update = update
         self.history_fraction = history_fraction
+        self.finish_history_fraction = finish_history_fraction
         self.lr_schedule = lr_schedule
         self.warmup_fraction = warmup_fraction
         self.final_lr_fraction = final_lr_fraction
@@ -555,6 +565,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                 if self.finish_epochs:
                     finish_lr = 0.1 * lr if self.finish_lr is None else self.finish_lr
                     self._set_lr(finish_lr)
+                    self.__dict__["_finishing"] = True  # (finish_history_fraction)
                     self._run_epochs(X_train, y_train, epochs=self.finish_epochs,
                                      **fit_params)
                     self._set_lr(lr)
@@ -570,6 +581,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             self.__dict__.pop("_month", None)
             self.__dict__.pop("_epoch_source", None)
             self.__dict__.pop("_month_schedule", None)
+            self.__dict__.pop("_finishing", None)
 
         self.months_ = [*self.months_, month]
         self.n_months_seen_ += 1
@@ -619,6 +631,12 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                 f"history_fraction={self.history_fraction!r} samples the kept history, "
                 f"but update={self.update!r} keeps none; use update='cumulative' (or "
                 "'retrain'), or leave history_fraction=1.0"
+            )
+        if self.update not in HISTORY_UPDATES and self.finish_history_fraction is not None:
+            raise ValueError(
+                f"finish_history_fraction={self.finish_history_fraction!r} samples the "
+                f"kept history, but update={self.update!r} keeps none; use "
+                "update='cumulative' (or 'retrain'), or leave it None"
             )
         if self.update == "retrain" and self.weight_averaging is not None:
             raise ValueError(

@@ -188,3 +188,25 @@ def test_cumulative_sampled_history_on_sparse_rows(make_clf):
     assert clf.past_data_.sparse_ and len(clf.past_data_) == 400
     assert clf.n_samples_processed_ == 2 * sum(100 + round(0.5 * 100 * t) for t in range(4))
     assert clf.predict_proba(X_sparse).shape == (400, 2)
+
+
+@pytest.mark.parametrize("finish_fraction, past_rows", [(0.0, 0), (0.5, 150), (None, 75)])
+def test_finishing_epochs_sample_their_own_share_of_the_history(make_clf, finish_fraction,
+                                                                 past_rows):
+    X, y, months = _marked_stream()
+    clf = make_clf(update="cumulative", history_fraction=0.25, max_epochs=1,
+                   finish_epochs=2, finish_history_fraction=finish_fraction,
+                   callbacks=[("rec", RecordStart())])
+    clf.fit(X, y, months=months)
+    main, *finishing = dict(clf.callbacks_)["rec"].batch_months_[-1]
+    counts = np.bincount(np.concatenate(main).astype(int), minlength=4)
+    assert counts[3] == 100 and counts[:3].sum() == 75
+    for epoch in finishing:
+        counts = np.bincount(np.concatenate(epoch).astype(int), minlength=4)
+        assert counts[3] == 100 and counts[:3].sum() == past_rows
+
+
+def test_finish_history_fraction_needs_a_history(make_clf):
+    X, y, _ = _marked_stream()
+    with pytest.raises(ValueError, match="finish_history_fraction=0.0 samples"):
+        make_clf(finish_history_fraction=0.0, finish_epochs=1).partial_fit(X, y)
