@@ -24,6 +24,7 @@ MODULES = [
     "skcl.modules",
     "skcl.fisher",
     "skcl.module_utils",
+    "skcl.rows",
     "skcl.regularizers",
     "skcl.rehearsal",
     "skcl.averaging",

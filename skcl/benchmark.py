@@ -134,6 +134,7 @@ from ._benchmark.runner import TaskProgress, run_tasks
 from ._benchmark.strategies import BUFFER_SHARE, LR, strategies
 from .datasets import load_sparse_stream, make_drifting_stream
 from .evaluation import _split_months
+from .utils._arrays import plain as _plain
 from .utils._months import check_months
 
 __all__ = ["main"]
@@ -144,11 +145,6 @@ _TEST_SIZE = 0.3
 _SEED_MAX = 2**32 - 1
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _DASK_TIMEOUT = "10s"
-
-
-def _plain(value):
-    """A numpy scalar as the Python scalar it holds (for messages)."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 # ----------------------------------------------------------------------

@@ -2,15 +2,17 @@
 
 The file follows one month's life: the public entry points (``fit``,
 ``partial_fit``), the month driver ``_fit_month``, then the steps it takes in
-order (checks, start of stream, settings changed between months, device copy,
-initialization, the epochs and their batches, the loss, the end of the month),
-then inference, parameters, rollback and persistence.
+order (checks, start of stream, settings changed between months, the month
+object, initialization, the epochs and their batches, the loss, the end of the
+month), then inference, parameters, rollback and persistence. The month's
+state (label, seed, rows, placement, counters) is one ``skcl._month.Month``,
+built once per month and dropped at its end; persistence and input validation
+live in ``skcl._persistence`` and ``skcl._validation``.
 """
 
 import copy
 import functools
 import inspect
-import linecache
 import os
 from contextlib import nullcontext
 from numbers import Integral, Real
@@ -21,11 +23,11 @@ from sklearn.base import clone
 from sklearn.utils.multiclass import check_classification_targets
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
-from skorch.dataset import Dataset, unpack_data
+from skorch.dataset import unpack_data
 from skorch.net import NeuralNet
 
 from . import _persistence
-from ._batching import DeviceBatchIterator, RowsDataset, dataset_tensors, shared_tensor
+from ._batching import DeviceBatchIterator
 from ._compiled_step import compiled_train_step
 from ._cumulative import HISTORY_UPDATES, epoch_history_rows
 from ._distributed import (
@@ -36,6 +38,7 @@ from ._distributed import (
     sharded_consolidation,
 )
 from ._head_growth import grow_output_layer, shrink_to_state
+from ._month import Month, as_dataset, host_rows_of, place_rows
 from ._persistence import _SKORCH_STATE
 from ._schedule import (
     begin_month_schedule,
@@ -43,7 +46,7 @@ from ._schedule import (
     next_scheduled_lr,
     start_scheduled_epoch,
 )
-from ._sparse import host_rows, is_scipy_sparse, to_csr, to_torch_csr
+from ._sparse import host_rows, is_scipy_sparse
 from ._validation import _NO_Y, _validate_input
 from ._weight_averaging import average_month_weights, begin_weight_averaging
 from .diverse_rehearsal import rehearsal_inputs
@@ -51,12 +54,13 @@ from .modules import MLP
 from .regularizers._base import training_hooks
 from .storage import RowStore
 from .utils._fitted import reset_fitted_attributes
+from .utils._interrupts import stopped_by_callback
 from .utils._labels import check_month_classes, encode_labels
 from .utils._months import check_month_label, missing_mask, stream_months
 from .utils._params import carry_over_params
 from .utils._predict import ArgmaxPredictMixin
 from .utils._rollback import atomic, save_shallow_state
-from .utils._seeding import draw_seed, make_rng, seeded_global_torch, torch_generator
+from .utils._seeding import draw_seed, make_rng, seeded_global_torch
 from .utils._sklearn_compat import (
     HasMethods,
     Interval,
@@ -68,9 +72,6 @@ from .utils._sklearn_compat import (
 
 __all__ = ["ContinualClassifier"]
 
-# Dense data larger than this share of the free CUDA memory stays on the host
-# and is streamed to the device in chunks instead of copied whole.
-_DEVICE_BUDGET_FRACTION = 0.5
 # parameters that rebuild the network: refused once it is trained
 _ARCHITECTURE_PARAMS = ("module", "criterion")
 
@@ -351,7 +352,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         "final_lr_fraction": [Interval(Real, 0, 1, closed="both")],
         "weight_averaging": [StrOptions({"ema", "interpolate"}), None],
         "averaging_decay": [Interval(Real, 0, 1, closed="both")],
-        "regularizer": [HasMethods(["penalty", "consolidate"]), None],
+        # consolidate, plus whichever training hooks it needs (skcl.Regularizer)
+        "regularizer": [HasMethods(["consolidate"]), None],
         "rehearsal": [HasMethods(["fit_resample", "partial_fit"]), None],
         "keep_snapshots": ["boolean"],
         "new_classes": [StrOptions({"error", "grow"})],
@@ -535,8 +537,12 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         if month is None:
             month = self.n_months_seen_
         y_encoded = encode_labels(self.classes_, y)
-
-        X_month, y_month, X_train, y_train = self._month_data(X, y_encoded)
+        if self.update in HISTORY_UPDATES:
+            self.past_data_.memmap_dir = self.memmap_dir
+            self.past_data_.append(X, y_encoded)
+        month = Month(month, seed, X, y_encoded, self.device,
+                      history=self.__dict__.get("past_data_"))
+        X_train, y_train = month.X_train, month.y_train
 
         initialize = not self.initialized_ or self.update == "retrain"
         if initialize:
@@ -554,8 +560,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         for epoch in self.history_:
             if epoch.get("batches"):
                 epoch["batches"] = []
-        self._month = {"label": month, "first_epoch": len(self.history_), "batches": 0,
-                       "generator": torch_generator(seed)}
+        month.first_epoch = len(self.history_)
+        self._month = month
         begin_month_schedule(self, lr)
         try:
             with self._global_rng_for_training(seed), data_parallel(self, seed):
@@ -572,18 +578,17 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                 self.notify("on_train_end", X=X_train, y=y_train)
             self._check_month_trained(len(X_train))
             average_month_weights(self, averaged_before)
-            self.on_month_end(X_month, y_month, month)
+            self.on_month_end(month.X_strategies, month.y_strategies, month.label)
             agree_month_end(self)  # every rank commits the month, or none
         except BaseException as exc:
             agree_month_end(self, exc)
             raise
         finally:
             self.__dict__.pop("_month", None)
-            self.__dict__.pop("_epoch_source", None)
             self.__dict__.pop("_month_schedule", None)
             self.__dict__.pop("_finishing", None)
 
-        self.months_ = [*self.months_, month]
+        self.months_ = [*self.months_, month.label]
         self.n_months_seen_ += 1
         self.n_samples_seen_ += len(y)
 
@@ -597,7 +602,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         # the strategy objects' own constraints, checked before any training
         for name in ("regularizer", "rehearsal"):
             strategy = getattr(self, name)
-            own_check = getattr(strategy, "_check_params", None)
+            own_check = getattr(strategy, "check_params", None)
             if own_check is not None:
                 own_check()  # e.g. the buffer's memmap_dir, before any training
             elif hasattr(strategy, "_parameter_constraints"):
@@ -736,65 +741,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             )
 
     # ------------------------------------------------------------------
-    # 3. the month's data on the device
+    # 3. the month's data: skcl/_month.py (Month, place_rows), built in
+    #    _fit_month; a float32 month on the CPU is trained in place
     # ------------------------------------------------------------------
-    def _to_device(self, array, dtype=torch.float32):
-        # a copy: the caller's array (possibly read-only, as pandas hands out)
-        # is never shared with training state
-        if is_scipy_sparse(array):
-            return to_torch_csr(to_csr(array), device=self.device).to(dtype)
-        return torch.tensor(np.asarray(array), dtype=dtype, device=self.device)
-
-    def _month_data(self, X, y_encoded):
-        """The month for the strategies, and what it trains on.
-
-        Returns ``(X_month, y_month, X_train, y_train)``. ``X_month`` /
-        ``y_month`` (for :meth:`on_month_end`) are tensors on ``device``; a
-        sparse month is one ``torch.sparse_csr`` tensor (its non-zeros only).
-        What the epochs iterate over: the month's tensors (dense), the month
-        on the host as a :class:`~skcl._batching.RowsDataset` (sparse: batches
-        go to ``device`` one by one), or, under ``update="retrain"``, every
-        past row in ``past_data_``, appended to once (a read-only chunk) and
-        gathered batch by batch, never copied whole.
-        """
-        if self.update in HISTORY_UPDATES:
-            self.past_data_.memmap_dir = self.memmap_dir
-            self.past_data_.append(X, y_encoded)
-            chunk, labels = self.past_data_.chunks()[-1]
-            # the month as the store holds it: no copy on CPU
-            X_month = (to_torch_csr(chunk, device=self.device) if is_scipy_sparse(chunk)
-                       else shared_tensor(chunk, device=self.device))
-            # float32 as training batches are (no copy when stored so): the
-            # strategies' end-of-month passes run the module on it
-            X_month = X_month.to(torch.float32)
-            y_month = torch.as_tensor(labels, dtype=torch.long, device=self.device)
-            return X_month, y_month, RowsDataset(self.past_data_, device=self.device), None
-        y_month = self._to_device(y_encoded, dtype=torch.long)
-        if is_scipy_sparse(X):
-            X = to_csr(X)
-            return (self._to_device(X), y_month,
-                    RowsDataset(X, y_encoded, device=self.device), None)
-        if not self._fits_device(X):
-            # streamed from the host; the strategies' hooks get the month on
-            # the host (the Fisher estimators move it chunk by chunk)
-            X = np.ascontiguousarray(X, dtype=np.float32)
-            return (shared_tensor(X), y_month,
-                    RowsDataset(X, y_encoded, device=self.device), None)
-        X_month = self._to_device(X)
-        return X_month, y_month, X_month, y_month
-
-    def _fits_device(self, X):
-        """Whether dense rows ``X`` fit the device's budget (always on CPU).
-
-        On CUDA the budget is ``_DEVICE_BUDGET_FRACTION`` of the free device
-        memory; larger data stays on the host and is streamed in chunks
-        through pinned buffers (see :class:`~skcl._batching.DeviceBatchIterator`).
-        """
-        device = torch.device(self.device) if self.device is not None else None
-        if device is None or device.type != "cuda":
-            return True
-        free, _ = torch.cuda.mem_get_info(device)
-        return X.shape[0] * X.shape[1] * 4 <= _DEVICE_BUDGET_FRACTION * free
 
     # ------------------------------------------------------------------
     # 4. initialization (first month, and every month under retrain)
@@ -850,6 +799,16 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         for group in self.optimizer_.param_groups:
             group["lr"] = lr
 
+    def _set_training(self, training=True):
+        # skorch sets the mode before every batch; ``Module.train`` walks and
+        # re-assigns every submodule (~30 us a step on a small MLP), so it is
+        # skipped when every module is in that mode already (same result)
+        for name in self._modules + self._criteria:
+            module = getattr(self, name + "_")
+            if isinstance(module, torch.nn.Module) and any(
+                    sub.training != training for sub in module.modules()):
+                module.train(training)
+
     # ------------------------------------------------------------------
     # 5. the epochs
     # ------------------------------------------------------------------
@@ -870,20 +829,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                 raise
 
     def _stopped_by_callback(self, exc):
-        # skorch's convention, kept by its own partial_fit: a callback stops
-        # training by raising KeyboardInterrupt in on_epoch_end (EarlyStopping).
-        # A real Ctrl-C lands wherever the interpreter is, not on that raise.
-        tb = exc.__traceback__
-        while tb.tb_next is not None:
-            tb = tb.tb_next
-        frame = tb.tb_frame
-        owner = frame.f_locals.get("self")
-        if frame.f_code.co_name != "on_epoch_end":
-            return False
-        if not any(owner is callback for _, callback in getattr(self, "callbacks_", [])):
-            return False
-        line = linecache.getline(frame.f_code.co_filename, tb.tb_lineno).strip()
-        return line.startswith("raise")
+        # skorch's convention: a callback stops training by raising
+        # KeyboardInterrupt in on_epoch_end (EarlyStopping); told from Ctrl-C
+        # by the instruction it was raised at (utils/_interrupts.py)
+        return stopped_by_callback(exc, getattr(self, "callbacks_", []))
 
     def check_data(self, X, y):
         """Accept the training data as is: ``classes_`` is fixed at the first month.
@@ -935,7 +884,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         month = self.__dict__.get("_month")
         if kwargs["shuffle"] and month is not None and _accepts(self.iterator_train,
                                                                 "generator"):
-            kwargs.setdefault("generator", month["generator"])
+            kwargs.setdefault("generator", month.generator)
         return self.iterator_train(dataset, **kwargs)
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
@@ -999,27 +948,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         rehearsal = getattr(self, "rehearsal_", None)
         if rehearsal is None or not _is_fitted(rehearsal):
             return dataset
-        cached = self.__dict__.get("_epoch_source")
-        if cached is not None and cached[0] is dataset:
-            X_new, y_new = cached[1:]
-        elif isinstance(dataset, RowsDataset) and not isinstance(dataset.X, RowStore):
-            X_new, y_new = dataset.X, dataset.y    # the month on the host already
-        else:
-            tensors = dataset_tensors(dataset)
-            if tensors is None:
-                raise TypeError(
-                    "rehearsal needs in-memory training data, but skorch built a "
-                    f"{type(dataset).__name__}; pass numpy arrays or DataFrames"
-                )
-            X_new, y_new = (t.cpu().numpy() for t in tensors)
-            # one host copy of the month for all its epochs (dropped at month end)
-            self.__dict__["_epoch_source"] = (dataset, X_new, y_new)
+        # the mix is drawn from the month's host rows and uploaded once
+        # (outside a month, e.g. a direct fit_loop call, read back from the dataset)
+        X_new, y_new = host_rows_of(dataset, self.__dict__.get("_month"))
         X_mix, y_mix = rehearsal.fit_resample(X_new, y_new)
-        if is_scipy_sparse(X_mix):
-            return RowsDataset(to_csr(X_mix), y_mix, device=self.device)
-        if not self._fits_device(X_mix):
-            return RowsDataset(X_mix, y_mix, device=self.device)
-        return Dataset(self._to_device(X_mix), self._to_device(y_mix, dtype=torch.long))
+        return as_dataset(*place_rows(X_mix, y_mix, self.device))
 
     # ------------------------------------------------------------------
     # 6. one training step, and its loss
@@ -1104,7 +1037,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         penalty's gradient after ``backward()`` in :meth:`train_step_single`
         and its value to the step's loss, so ``train_loss`` includes it all
         the same), and so is its ``batch_loss(self, X, y_true, y_pred,
-        month_index)`` if it has one (distillation, replayed logits). Safe to
+        n_months_seen_)`` if it has one (distillation, replayed logits). Safe to
         override if the signature is kept.
 
         Parameters
@@ -1149,19 +1082,19 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         for batch in batches:
             loss = batch.get(prefix + "_loss")
             if loss is not None and not np.isfinite(loss):
-                epoch = len(self.history) - month["first_epoch"]
+                epoch = len(self.history) - month.first_epoch
                 raise FloatingPointError(
-                    f"training loss became {loss} in month {month['label']!r} (epoch "
+                    f"training loss became {loss} in month {month.label!r} (epoch "
                     f"{epoch} of that month); the model diverged and the month was "
                     "rolled back: lower lr/finetune_lr, scale the features, or lower "
                     "the regularizer's lam"
                 )
-        month["batches"] += len(batches)
+        month.n_batches += len(batches)
         self.n_samples_processed_ += sum(batch.get(prefix + "_batch_size", 0)
                                          for batch in batches)
 
     def _check_month_trained(self, n_rows):
-        if self.__dict__["_month"]["batches"] == 0:
+        if self.__dict__["_month"].n_batches == 0:
             raise ValueError(
                 f"the month trained on no batch: its {n_rows} training rows make no "
                 f"full batch of batch_size={self.batch_size} with "
@@ -1185,7 +1118,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             The month's features, on ``device``; of layout
             ``torch.sparse_csr`` when the month was sparse. A dense month
             larger than the device's budget (see :ref:`memory`) stays on the
-            host (a CPU tensor), as does nothing else.
+            host (a CPU tensor), as does nothing else. On the CPU a float32
+            month is the caller's own memory, shared: copy the rows you keep.
         y : torch.Tensor of shape (n_samples,)
             The month's encoded labels (indices into ``classes_``), on ``device``.
         month : hashable
@@ -1195,7 +1129,12 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             with sharded_consolidation(self):
                 self.regularizer_.consolidate(self, X, y)
         if self.rehearsal_ is not None:
-            self.rehearsal_.partial_fit(host_rows(X), y.cpu().numpy(), month=month,
+            current = self.__dict__.get("_month")
+            if current is not None and X is current.X_strategies:
+                X_host, y_host = current.X, current.y   # the month's host rows
+            else:
+                X_host, y_host = host_rows(X), y.cpu().numpy()
+            self.rehearsal_.partial_fit(X_host, y_host, month=month,
                                         **rehearsal_inputs(self, X))
         if self.keep_snapshots:
             self.snapshots_ = [*self.snapshots_, {
@@ -1226,12 +1165,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             # skorch callbacks score on the validation Dataset (encoded labels)
             return NeuralNet.predict_proba(self, X)
         X = self._validate_features(X)
-        if is_scipy_sparse(X):
-            # batches of the host CSR rows go to the device one by one
-            return NeuralNet.predict_proba(self, RowsDataset(to_csr(X), device=self.device))
-        if not self._fits_device(X):
-            return NeuralNet.predict_proba(self, RowsDataset(X, device=self.device))
-        return NeuralNet.predict_proba(self, self._to_device(X))
+        return NeuralNet.predict_proba(self, place_rows(X, device=self.device)[0])
 
     def check_is_fitted(self, attributes=None, *args, **kwargs):
         """Raise ``NotInitializedError`` (a ``NotFittedError``) before the first fit.
@@ -1431,7 +1365,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         for name in ("regularizer_", "rehearsal_", "past_data_"):
             strategy = self.__dict__.get(name)
             if strategy is not None:
-                save = getattr(strategy, "_save_state", None)
+                save = getattr(strategy, "save_state", None)
                 restores.append(save() if save is not None else save_shallow_state(strategy))
         rng = self.__dict__.get("rng_")
         if rng is not None:

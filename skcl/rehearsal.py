@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_X_y
 
 from ._sparse import is_scipy_sparse, to_csr
 from .storage import _freeze, _in_memory, _to_memmap
-from .utils._rollback import atomic
+from .utils._rollback import atomic, save_shallow_state
 from .utils._seeding import make_rng
 from .utils._sklearn_compat import (
     Interval,
@@ -275,7 +275,7 @@ class RehearsalBuffer(BaseEstimator):
         Stored rows are not changed (add the month with ``partial_fit``); only
         ``rng_`` advances, so every call draws afresh. With an empty buffer or
         ``replay_ratio=0``, ``X`` and ``y`` are returned as validated.
-        Subclasses change the mixing by overriding ``_fit_resample``.
+        Subclasses change the mixing by overriding :meth:`mix`.
 
         Parameters
         ----------
@@ -314,10 +314,40 @@ class RehearsalBuffer(BaseEstimator):
     # template methods
     # ------------------------------------------------------------------
     def _fit_resample(self, X, y, rng):
-        """Mix validated ``X, y`` with replayed rows, drawing from ``rng``.
+        # imbalanced-learn's template name, kept for subclasses written
+        # against it; the documented hook is ``mix``
+        return self.mix(X, y, rng)
 
-        Called by ``fit_resample`` on a non-empty buffer with a positive
-        ``replay_ratio``. Safe to override if the signature is kept.
+    def mix(self, X, y, rng):
+        """Return the month ``X, y`` mixed with rows replayed from the memory.
+
+        The data-level extension point: called by :meth:`fit_resample` (so
+        once per training epoch of :class:`~skcl.ContinualClassifier`) on a
+        non-empty buffer with a positive ``replay_ratio``, after validation.
+        Safe to override if the signature is kept; draw every random choice
+        from ``rng``. The helpers of :mod:`skcl.rows` (``take_rows``,
+        ``concat_rows``) work on every form of rows met here.
+
+        Parameters
+        ----------
+        X : ndarray or scipy.sparse.csr_matrix of shape (n_samples, n_features)
+            The month's validated rows (CSR when the stream is sparse).
+        y : ndarray of shape (n_samples,)
+            Their labels (encoded as indices into ``classes_`` when the
+            classifier calls it).
+        rng : numpy.random.Generator
+            The source of this call's draws (``rng_`` advances by it).
+
+        Returns
+        -------
+        X_resampled : ndarray or scipy.sparse.csr_matrix
+            The epoch's rows, of ``X``'s form. The stored rows ``X_`` are a
+            read-only ``ndarray``, a read-only ``numpy.memmap`` (with
+            ``memmap_dir``) or a CSR matrix (a sparse stream), with labels
+            ``y_`` and months ``sample_months_``; indexing any of them copies
+            the rows it takes.
+        y_resampled : ndarray
+            The label of each row of ``X_resampled``.
         """
         n_samples = len(y)
         if self.epoch_size == "fixed":
@@ -386,7 +416,38 @@ class RehearsalBuffer(BaseEstimator):
     # internals
     # ------------------------------------------------------------------
     def _check_params(self):
-        """Check the parameters, and that ``memmap_dir`` exists (before any training)."""
+        return self.check_params()
+
+    def save_state(self):
+        """Record the buffer's state; return the function that puts it back.
+
+        Part of the rollback protocol with :class:`~skcl.ContinualClassifier`
+        (see :meth:`skcl.Regularizer.save_state`): ``partial_fit`` replaces
+        the stored arrays, never changes them in place, so a record by
+        reference suffices. Override it (keeping the signature) in a subclass
+        that changes state in place.
+
+        Returns
+        -------
+        restore : callable
+            Called without arguments, puts the recorded state back.
+        """
+        return save_shallow_state(self)
+
+    def check_params(self):
+        """Check the parameters, and that ``memmap_dir`` exists (before any training).
+
+        Part of the protocol with :class:`~skcl.ContinualClassifier`, which
+        calls it at the start of every ``fit`` / ``partial_fit``, before any
+        training. Safe to override if the signature is kept (call ``super()``).
+
+        Raises
+        ------
+        sklearn.utils._param_validation.InvalidParameterError
+            A parameter out of its range (a ``ValueError``).
+        ValueError
+            ``memmap_dir`` is not an existing directory.
+        """
         check_parameter_constraints(self)
         if self.memmap_dir is not None and not os.path.isdir(self.memmap_dir):
             raise ValueError(

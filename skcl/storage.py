@@ -150,15 +150,24 @@ class RowStore:
                 self.__dict__.pop(name, None)
         return self
 
-    def _save_state(self):
+    def save_state(self):
         """Record the length; return the function that truncates back to it.
 
-        The hook ``skcl.utils._rollback`` and ``ContinualClassifier._save_state``
-        call on the objects a call may change: an append is undone by
-        truncation, without any copy of the rows.
+        The rollback protocol (see :meth:`skcl.Regularizer.save_state`):
+        :class:`~skcl.ContinualClassifier` calls it on the objects a call may
+        change, and an append is undone by truncation, without any copy of
+        the rows.
+
+        Returns
+        -------
+        restore : callable
+            Called without arguments, truncates the store back to its length
+            now.
         """
         marker = self.checkpoint()
         return lambda: self.rollback(marker)
+
+    _save_state = save_state  # the name skcl.utils._rollback.atomic looks up
 
     # ------------------------------------------------------------------
     # reading

@@ -4,7 +4,7 @@ import joblib
 import numpy as np
 import pytest
 import sklearn
-from conftest import month_slices
+from _helpers import month_slices
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.model_selection import GridSearchCV, KFold, cross_validate
 

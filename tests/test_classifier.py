@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import month_slices, state_equal
+from _helpers import month_slices, state_equal
 from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import train_test_split
 

@@ -13,7 +13,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from conftest import month_slices
+from _helpers import month_slices
 from sklearn.base import clone
 from sklearn.utils._param_validation import InvalidParameterError
 from skorch.callbacks import Callback

@@ -4,7 +4,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from conftest import fingerprint, month_slices, state_equal
+from _helpers import fingerprint, month_slices, state_equal
 from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 from skorch.callbacks import Callback

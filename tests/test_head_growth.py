@@ -5,7 +5,7 @@ import io
 import numpy as np
 import pytest
 import torch
-from conftest import fingerprint
+from _helpers import fingerprint
 from torch import nn
 
 import skcl.classifier as classifier_module

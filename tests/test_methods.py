@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import sklearn
 import torch
-from conftest import month_slices, state_equal
+from _helpers import month_slices, state_equal
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from torch import nn

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import sklearn
 import torch
-from conftest import fingerprint, state_equal
+from _helpers import fingerprint, state_equal
 from sklearn.base import clone
 from sklearn.metrics import f1_score, make_scorer
 from sklearn.model_selection import GridSearchCV

@@ -9,7 +9,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from conftest import month_slices, state_equal
+from _helpers import month_slices, state_equal
 from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 from skorch.dataset import ValidSplit

@@ -444,26 +444,31 @@ def test_rehearsal_forgets_month_one_less_than_naive_finetuning():
     assert scores["rehearsal"] > scores["naive"] + 0.15
 
 
-def test_month_is_copied_to_the_host_once_per_month(monkeypatch):
-    """Each epoch draws a fresh replay mix, from one host copy of the month."""
+def test_the_mix_is_drawn_from_host_rows_never_read_back_from_the_device(monkeypatch):
+    """Each epoch draws a fresh replay mix from the month's host rows (no round trip)."""
     from skcl import ContinualClassifier
-    from skcl import classifier as classifier_module
+    from skcl import _month as month_module
     from skcl.datasets import make_drifting_stream
 
-    calls = []
-    original = classifier_module.dataset_tensors
+    read_back, mixes = [], []
+    monkeypatch.setattr(month_module, "dataset_tensors",
+                        lambda dataset: read_back.append(dataset))
+    original = RehearsalBuffer.fit_resample
 
-    def counting(dataset):
-        calls.append(dataset)
-        return original(dataset)
+    def recording(self, X, y):
+        mixes.append(X)
+        return original(self, X, y)
 
-    monkeypatch.setattr(classifier_module, "dataset_tensors", counting)
+    monkeypatch.setattr(RehearsalBuffer, "fit_resample", recording)
     X, y, months = make_drifting_stream(n_months=3, n_samples_per_month=100, random_state=0)
     clf = ContinualClassifier(max_epochs=3, random_state=0, module__hidden_units=(8,),
                               rehearsal=RehearsalBuffer(capacity=100))
     clf.fit(X, y, months=months)
-    assert len(calls) == 2  # months 2 and 3; month 1 has nothing to replay
-    assert "_epoch_source" not in clf.__dict__
+    assert read_back == []
+    assert len(mixes) == 6  # 3 epochs of months 2 and 3; month 1 has nothing to replay
+    # the month's own rows, as the caller passed them (months 2 and 3)
+    assert np.shares_memory(mixes[0], mixes[2]) and isinstance(mixes[0], np.ndarray)
+    assert "_month" not in clf.__dict__
 
 
 # ----------------------------------------------------------------------

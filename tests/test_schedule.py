@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import month_slices
+from _helpers import month_slices
 from sklearn.base import clone
 
 from skcl._schedule import scheduled_lr

@@ -200,12 +200,12 @@ def test_benchmark_cli_reads_a_sparse_npz_with_a_labels_file(tmp_path, capsys):
 
 @pytest.mark.cuda
 def test_months_beyond_the_device_budget_stream_from_the_host(sparse_stream, monkeypatch):
-    import skcl.classifier
+    import skcl._month
 
     X, y, months = sparse_stream
     params = dict(regularizer=EWC(lam=10.0), rehearsal=RehearsalBuffer(capacity=150))
     on_device = _clf(device="cuda", **params).fit(X, y, months=months)
-    monkeypatch.setattr(skcl.classifier, "_DEVICE_BUDGET_FRACTION", 0.0)
+    monkeypatch.setattr(skcl._month, "DEVICE_BUDGET_FRACTION", 0.0)
     streamed = _clf(device="cuda", **params).fit(X, y, months=months)
     retrained = _clf(device="cuda", update="retrain").fit(X, y, months=months)
     np.testing.assert_allclose(streamed.predict_proba(X), on_device.predict_proba(X),

@@ -4,9 +4,11 @@ import re
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
-from conftest import month_slices
+from _helpers import month_slices
 from torch import nn
 
 from skcl import (
@@ -261,6 +263,89 @@ def test_documented_strategies_train_and_act(documented, stream, make_clf, name,
     plain = fit_months(make_clf(), X, y, months, 3)
     assert not all(torch.equal(p, q) for p, q
                    in zip(clf.module_.parameters(), plain.module_.parameters()))
+
+
+def _stream_as(form, stream, tmp_path):
+    """The test stream's features as dense, sparse (CSR) or memory-mapped rows."""
+    X, y, months = stream
+    if form == "sparse":
+        return sp.csr_matrix(X), y, months
+    if form == "memmap":
+        mapped = np.memmap(tmp_path / "X.f32", dtype=np.float32, mode="w+", shape=X.shape)
+        mapped[:] = X
+        mapped.flush()
+        return np.memmap(tmp_path / "X.f32", dtype=np.float32, mode="r", shape=X.shape), y, months
+    return X, y, months
+
+
+@pytest.mark.parametrize("form", ["dense", "sparse", "memmap"])
+@pytest.mark.parametrize("name, param", [("MyMAS", "regularizer"),
+                                         ("MyLwF", "regularizer"),
+                                         ("FirstMonthGuard", "regularizer"),
+                                         ("ReplayPositives", "rehearsal")])
+def test_the_guides_four_kinds_run_on_dense_sparse_and_memory_mapped_rows(
+        documented, stream, make_clf, tmp_path, form, name, param):
+    X, y, months = _stream_as(form, stream, tmp_path)
+    strategy = documented[name]()
+    if name == "ReplayPositives":
+        # stored rows in memory-mapped files too, for the memory-mapped stream
+        strategy.set_params(capacity=100, replay_ratio=0.3,
+                            memmap_dir=str(tmp_path) if form == "memmap" else None)
+    clf = fit_months(make_clf(max_epochs=1, **{param: strategy}), X, y, months, 3)
+    plain = fit_months(make_clf(max_epochs=1), X, y, months, 3)
+    assert not all(torch.equal(p, q) for p, q
+                   in zip(clf.module_.parameters(), plain.module_.parameters()))
+    if name == "ReplayPositives":
+        stored = clf.rehearsal_.X_
+        assert (sp.issparse(stored) if form == "sparse"
+                else isinstance(stored, np.memmap) == (form == "memmap"))
+    if name == "FirstMonthGuard":   # a copy: the caller's rows are shared on CPU
+        assert clf.regularizer_.X_ref_.shape[0] == 200
+
+
+def test_a_batch_loss_only_strategy_is_accepted(stream, make_clf):
+    class BatchLossOnly:  # duck-typed: consolidate and one training hook, no penalty
+        def get_params(self, deep=True):
+            return {}
+
+        def set_params(self, **params):
+            return self
+
+        def consolidate(self, net, X, y):
+            return self
+
+        def batch_loss(self, net, X, y, y_pred, month_index):
+            return 0.0 * y_pred.sum()
+
+    X, y, months = stream
+    clf = fit_months(make_clf(regularizer=BatchLossOnly()), X, y, months, 2)
+    assert clf.n_months_seen_ == 2
+
+
+def test_the_strategy_protocol_is_public_on_the_base_classes(stream, make_clf):
+    from skcl import RehearsalBuffer
+
+    calls = []
+
+    class Watched(L2):
+        def check_params(self):
+            calls.append("check_params")
+            super().check_params()
+
+        def save_state(self):
+            calls.append("save_state")
+            return super().save_state()
+
+    X, y, months = stream
+    fit_months(make_clf(regularizer=Watched(lam=1.0)), X, y, months, 2)
+    assert calls.count("check_params") == 2 and calls.count("save_state") >= 1
+    with pytest.raises(ValueError, match="lam"):
+        L2(lam=-1.0).check_params()
+    buffer = RehearsalBuffer(capacity=10)
+    restore = buffer.save_state()
+    buffer.partial_fit(X[:20], y[:20])
+    restore()
+    assert not hasattr(buffer, "X_")
 
 
 # ----------------------------------------------------------------------

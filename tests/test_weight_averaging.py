@@ -4,7 +4,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from conftest import month_slices, state_equal
+from _helpers import month_slices, state_equal
 from skorch.callbacks import Callback
 
 

@@ -25,6 +25,7 @@ from ..classifier import ContinualClassifier
 from ..evaluation import _split_months, evaluate_stream
 from ..model_selection import MonthlyKFold
 from ..scoring import ForgettingScorer
+from ..utils._arrays import plain as _plain
 from ..utils._months import check_months
 from .strategies import strategies
 
@@ -197,10 +198,6 @@ def run_tasks(tasks, *, config, X, y, months, n_jobs, on_done):
         by_task[result["strategy"], result["seed"]] = result
         on_done(result)
     return [by_task[name, seed] for name, seed, _ in tasks]
-
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _release_freed_memory():

@@ -12,13 +12,17 @@ hooks it needs (see :class:`Regularizer`):
   :class:`DERpp` (replayed logits and labels);
 * gradient hooks: :class:`AGEM` (projection against a memory's gradient).
 
-The helpers a custom strategy needs are re-exported here:
-:func:`trainable_parameters`, :func:`evaluation_mode` and
-:func:`per_sample_loss`. The importance estimators live in :mod:`skcl.fisher`.
+The helpers a custom strategy needs are re-exported here, so it imports them
+from one place: :func:`trainable_parameters` and :func:`evaluation_mode` (from
+:mod:`skcl.module_utils`), :func:`per_sample_loss` (from :mod:`skcl.fisher`)
+and the row helpers of :mod:`skcl.rows` (:func:`row_chunks`,
+:func:`take_rows`, :func:`concat_rows`, :func:`to_host_rows`). The importance
+estimators live in :mod:`skcl.fisher`.
 """
 
 from ..fisher import per_sample_loss
 from ..module_utils import evaluation_mode, trainable_parameters
+from ..rows import concat_rows, row_chunks, take_rows, to_host_rows
 from ._base import Regularizer
 from ._ewc import EWC, OnlineEWC
 from ._lwf import LwF
@@ -38,7 +42,11 @@ __all__ = [
     "OnlineEWC",
     "Regularizer",
     "SI",
+    "concat_rows",
     "evaluation_mode",
     "per_sample_loss",
+    "row_chunks",
+    "take_rows",
+    "to_host_rows",
     "trainable_parameters",
 ]

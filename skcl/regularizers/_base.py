@@ -5,6 +5,9 @@ import functools
 import torch
 from sklearn.base import BaseEstimator
 
+from ..utils._rollback import save_shallow_state
+from ..utils._sklearn_compat import validate_parameter_constraints
+
 
 class Regularizer(BaseEstimator):
     """Base class of loss- and gradient-level strategies.
@@ -16,7 +19,7 @@ class Regularizer(BaseEstimator):
 
     ``penalty(module) -> tensor``
         A term on the weights alone, added to every training loss (EWC, L2).
-    ``batch_loss(net, X, y, y_pred, month_index) -> tensor or None``
+    ``batch_loss(net, X, y, y_pred, n_months_seen) -> tensor or None``
         A term that sees the training batch and the model's output on it
         (distillation: :class:`LwF`, :class:`DERpp`).
     ``after_backward(net, X, y) -> tensor or None``
@@ -30,7 +33,9 @@ class Regularizer(BaseEstimator):
     ``consolidate(net, X, y)`` after every month, the first included.
     Tensors kept in fitted attributes should live on the module's device; the
     classifier maps them to the CPU when a CUDA-trained model is loaded on a
-    CPU-only machine.
+    CPU-only machine. The classifier also calls two protocol methods, whose
+    defaults suit most strategies: :meth:`check_params` before any training,
+    and :meth:`save_state` before every month (its rollback).
 
     The fast penalty path: a regularizer may also implement
     ``add_penalty_grad(module) -> tensor``, which adds the penalty's exact
@@ -91,6 +96,46 @@ class Regularizer(BaseEstimator):
     True
     """
 
+    def check_params(self):
+        """Check the hyper-parameters; raise before any training if one is invalid.
+
+        Called by :class:`~skcl.ContinualClassifier` at the start of every
+        ``fit`` / ``partial_fit``. The default validates the class's
+        ``_parameter_constraints`` (scikit-learn's declarative constraints),
+        if it declares any. Safe to override if the signature is kept (call
+        ``super()``).
+
+        Raises
+        ------
+        sklearn.utils._param_validation.InvalidParameterError
+            A parameter out of its declared range (a ``ValueError``).
+        """
+        constraints = getattr(self, "_parameter_constraints", None)
+        if constraints is not None:
+            validate_parameter_constraints(constraints, self.get_params(deep=False),
+                                           caller_name=type(self).__name__)
+
+    def save_state(self):
+        """Record the fitted state; return the function that puts it back.
+
+        Called by :class:`~skcl.ContinualClassifier` before every month, so a
+        month that fails leaves the strategy exactly as it was. The default
+        records the attributes by reference, which is correct when fitted
+        attributes are replaced, never changed in place (the convention the
+        built-in strategies follow). Override it (keeping the signature) for
+        state changed in place, as the strategies with a replay memory do.
+
+        Returns
+        -------
+        restore : callable
+            Called without arguments, puts the recorded state back.
+        """
+        return save_shallow_state(self)
+
+    def _count_consolidation(self):
+        # the built-in strategies' month counter, n_consolidations_
+        self.n_consolidations_ = self.__dict__.get("n_consolidations_", 0) + 1
+
     def penalty(self, module):
         """Return the penalty for ``module``'s current weights, a scalar tensor.
 
@@ -113,7 +158,7 @@ class Regularizer(BaseEstimator):
             f"{type(self).__name__} must implement penalty(module)"
         )
 
-    def batch_loss(self, net, X, y, y_pred, month_index):
+    def batch_loss(self, net, X, y, y_pred, n_months_seen):
         """Return a loss term for one training batch, or ``None`` for none.
 
         Optional: implement it for a term that needs the batch or the model's
@@ -134,8 +179,10 @@ class Regularizer(BaseEstimator):
         y_pred : torch.Tensor of shape (n_samples, n_classes)
             The module's output on ``X`` (logits with the default module),
             part of the autograd graph.
-        month_index : int
-            Months trained before this one (0 during the first month).
+        n_months_seen : int
+            The classifier's ``n_months_seen_``: months trained before this
+            one (0 during the first month). Passed positionally, so an
+            override may name it as it likes (it was ``month_index``).
 
         Returns
         -------

@@ -71,7 +71,7 @@ class LwF(Regularizer):
         self.lam = lam
         self.temperature = temperature
 
-    def batch_loss(self, net, X, y, y_pred, month_index):
+    def batch_loss(self, net, X, y, y_pred, n_months_seen):
         """Return the distillation term of the batch (``None`` in the first month).
 
         Parameters
@@ -84,8 +84,8 @@ class LwF(Regularizer):
             The batch's labels (unused).
         y_pred : torch.Tensor of shape (n_samples, n_classes)
             The current model's logits on ``X``.
-        month_index : int
-            Months trained before this one.
+        n_months_seen : int
+            Months trained before this one (the classifier's ``n_months_seen_``).
 
         Returns
         -------
@@ -143,7 +143,7 @@ class LwF(Regularizer):
         teacher = copy.deepcopy(net.module_)
         teacher.zero_grad(set_to_none=True)
         self.teacher_ = teacher.eval().requires_grad_(False)
-        self.n_consolidations_ = self.__dict__.get("n_consolidations_", 0) + 1
+        self._count_consolidation()
         return self
 
 

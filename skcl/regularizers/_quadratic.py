@@ -131,7 +131,10 @@ class ImportanceRegularizer(Regularizer):
         anchor = self._snapshot(net.module_)
         importance = self._flat_importance(self.estimate_importance(net, X, y), anchor)
         self._update_penalty(anchor, importance)
-        self.n_consolidations_ = self.__dict__.get("n_consolidations_", 0) + 1
+        # the step's cache belongs to the month just trained (its scratch
+        # vectors, the old centre): rebuilt at the next month's first step
+        self.__dict__.pop("_grad_cache", None)
+        self._count_consolidation()
         return self
 
     def _update_penalty(self, anchor, importance):
@@ -312,7 +315,12 @@ class ImportanceRegularizer(Regularizer):
         """
         if "penalty_center_" not in self.__dict__ or self.lam == 0:
             return zero_like_parameters(module)
-        params, sizes, shapes, scratch = self._penalized_parameters(module)
+        params, sizes, shapes = self._penalized_parameters(module)
+        cache = self._grad_cache
+        scratch = cache.get("scratch")
+        if scratch is None:
+            scratch = cache["scratch"] = [torch.empty_like(self.penalty_center_)
+                                          for _ in range(2)]
         with torch.no_grad():
             # into buffers kept between steps: a fresh allocation of this size
             # per step costs about as much as the arithmetic
@@ -339,14 +347,15 @@ class ImportanceRegularizer(Regularizer):
         return total.mul_(0.5 * lam)
 
     def _penalized_parameters(self, module):
-        """The penalized parameters of ``module``, their sizes, shapes and two scratch buffers.
+        """The penalized parameters of ``module``, their sizes and shapes.
 
-        Cached for one module and one consolidation; the scratch buffers, of the
-        flattened parameters' size, hold each step's intermediate vectors.
+        Cached in ``_grad_cache`` for one module until the next consolidation
+        (which drops it); :meth:`add_penalty_grad` adds its two scratch
+        vectors, of the flattened parameters' size, for each step's
+        intermediate results.
         """
         cache = self.__dict__.get("_grad_cache")
-        if (cache is None or cache[0]() is not module
-                or cache[1] is not self.penalty_center_):
+        if cache is None or cache["module"]() is not module:
             named = dict(module.named_parameters())
             try:
                 params = [named[name] for name in self.param_names_]
@@ -357,11 +366,10 @@ class ImportanceRegularizer(Regularizer):
             sizes = [p.numel() for p in params]
             if sum(sizes) != self.penalty_center_.numel():
                 self._flat_parameters(module)  # raises the error naming the change
-            scratch = [torch.empty_like(self.penalty_center_) for _ in range(2)]
-            cache = (weakref.ref(module), self.penalty_center_, params, sizes, shapes,
-                     scratch)
+            cache = {"module": weakref.ref(module), "params": params, "sizes": sizes,
+                     "shapes": shapes}
             self._grad_cache = cache
-        return cache[2], cache[3], cache[4], cache[5]
+        return cache["params"], cache["sizes"], cache["shapes"]
 
     def _flat_parameters(self, module):
         named = dict(module.named_parameters())

@@ -44,7 +44,7 @@ class _MemoryStrategy(Regularizer):
             tensors.append(torch.as_tensor(drawn[3], dtype=torch.float32, device=net.device))
         return tensors
 
-    def _save_state(self):
+    def save_state(self):
         # the memory's rows and generator change during a month: record them
         # too, so a month rolled back by the classifier leaves them as they were
         attributes = dict(self.__dict__)
@@ -206,7 +206,7 @@ class AGEM(_MemoryStrategy):
         """
         check_parameter_constraints(self)
         self._fitted_memory().partial_fit(host_rows(X), y.cpu().numpy())
-        self.n_consolidations_ = self.__dict__.get("n_consolidations_", 0) + 1
+        self._count_consolidation()
         return self
 
 
@@ -287,7 +287,7 @@ class DERpp(_MemoryStrategy):
         self.batch_size = batch_size
         self.random_state = random_state
 
-    def batch_loss(self, net, X, y, y_pred, month_index):
+    def batch_loss(self, net, X, y, y_pred, n_months_seen):
         """Return the replay terms for one training step (``None`` in the first month).
 
         Parameters
@@ -301,8 +301,8 @@ class DERpp(_MemoryStrategy):
             The batch's labels (unused).
         y_pred : torch.Tensor of shape (n_samples, n_classes)
             The model's output on the batch (unused).
-        month_index : int
-            Months trained before this one.
+        n_months_seen : int
+            Months trained before this one (the classifier's ``n_months_seen_``).
 
         Returns
         -------
@@ -387,7 +387,7 @@ class DERpp(_MemoryStrategy):
                                 for start in range(0, X.shape[0], 1024)])
         self._fitted_memory().partial_fit(host_rows(X), y.cpu().numpy(),
                                           extra=logits.float().cpu().numpy())
-        self.n_consolidations_ = self.__dict__.get("n_consolidations_", 0) + 1
+        self._count_consolidation()
         return self
 
 

@@ -115,7 +115,7 @@ class SI(ImportanceRegularizer):
         module = net.module_
         penalized = "penalty_center_" in self.__dict__ and uses_fast_penalty(type(self))
         if penalized:
-            params, sizes, shapes, _ = self._penalized_parameters(module)
+            params, sizes, shapes = self._penalized_parameters(module)
         else:
             params = self._path_parameters(module)
         with torch.no_grad():

@@ -3,9 +3,10 @@
 A state-changing call (``fit``, ``partial_fit``, ``load_weights``) either
 completes or leaves the estimator exactly as it was, whatever it raises
 (``KeyboardInterrupt`` and CUDA out-of-memory included). Each estimator says what
-a call can change through ``_save_state()``, which returns a function that puts
-the state back; the default, :func:`save_shallow_state`, suits estimators whose
-fitted attributes are replaced and never modified in place.
+a call can change through ``save_state()`` (or a private ``_save_state()``),
+which returns a function that puts the state back; the default,
+:func:`save_shallow_state`, suits estimators whose fitted attributes are
+replaced and never modified in place.
 """
 
 import copy
@@ -49,14 +50,15 @@ def save_shallow_state(estimator, copied=()):
 def atomic(method):
     """Decorate a method so that any exception leaves its object as before the call.
 
-    The object's ``_save_state()`` (default :func:`save_shallow_state`) runs before
+    The object's ``save_state()`` or ``_save_state()`` (default
+    :func:`save_shallow_state`) runs before
     the call; if the call raises, the returned function restores the state, a
     note saying so is added to the exception, and it propagates.
     """
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        save = getattr(self, "_save_state", None)
+        save = getattr(self, "save_state", None) or getattr(self, "_save_state", None)
         restore = save() if save is not None else save_shallow_state(self)
         try:
             return method(self, *args, **kwargs)
