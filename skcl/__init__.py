@@ -2,6 +2,7 @@
 
 from .averaging import MonthlyAveragingClassifier
 from .classifier import ContinualClassifier
+from .diverse_rehearsal import DiverseRehearsalBuffer
 from .evaluation import evaluate_stream
 from .model_selection import MonthlyKFold, TemporalSplit
 from .modules import MLP
@@ -29,6 +30,7 @@ __all__ = [
     "ContinualClassifier",
     "ContinualPipeline",
     "DERpp",
+    "DiverseRehearsalBuffer",
     "EWC",
     "ForgettingScorer",
     "ImportanceRegularizer",

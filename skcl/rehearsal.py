@@ -494,7 +494,7 @@ class RehearsalBuffer(BaseEstimator):
 
         keys, n_seen_of = self._groups((months_stored, months), (y_stored, y), n_seen,
                                        n_seen_per_month, n_seen_per_class)
-        keep, take = _select_rows(keys, n_seen_of, len(y_stored), len(y), self.capacity, rng)
+        keep, take = self._select(keys, n_seen_of, len(y_stored), len(y), rng)
 
         X_new = self._gather(X_stored, keep, X, take)
         y_new = np.concatenate([y_stored[keep], y[take]])
@@ -519,6 +519,16 @@ class RehearsalBuffer(BaseEstimator):
         self.n_samples_seen_per_class_ = n_seen_per_class
         self.rng_ = rng
         return self
+
+    def _select(self, keys, n_seen_of, n_stored, n_new, rng):
+        """Which stored rows to keep and which new rows to take (see ``_select_rows``).
+
+        Returns ``(keep, take)``, sorted positions among the stored and the
+        new rows; the new stored rows are ``stored[keep]`` then ``new[take]``.
+        Safe to override if the signature is kept (the diversity-aware buffer
+        chooses the rows of each share differently).
+        """
+        return _select_rows(keys, n_seen_of, n_stored, n_new, self.capacity, rng)
 
     def _groups(self, months, labels, n_seen, n_seen_per_month, n_seen_per_class):
         """The policy's grouping of (stored, new) rows, and rows seen per group."""
@@ -566,7 +576,7 @@ class RehearsalBuffer(BaseEstimator):
         keys, n_seen_of = self._groups((months, months[:0]), (labels, labels[:0]),
                                        self.n_samples_seen_, self.n_samples_seen_per_month_,
                                        self.n_samples_seen_per_class_)
-        keep, _ = _select_rows(keys, n_seen_of, len(labels), 0, self.capacity, rng)
+        keep, _ = self._select(keys, n_seen_of, len(labels), 0, rng)
         no_rows = np.zeros(0, dtype=np.intp)
         X_new = self._gather(self.X_, keep, self.X_[:0], no_rows)
         y_new, months_new = labels[keep], months[keep]
