@@ -132,8 +132,10 @@ from ._benchmark.report import (
 )
 from ._benchmark.runner import TaskProgress, run_tasks
 from ._benchmark.strategies import BUFFER_SHARE, LR, strategies
+from ._hashing import hash_columns
 from .datasets import load_sparse_stream, make_drifting_stream
 from .evaluation import _split_months
+from .scoring import get_metric_scorer
 from .utils._arrays import plain as _plain
 from .utils._months import check_months
 from .utils._stream_checks import check_loaded_stream
@@ -151,6 +153,20 @@ _DASK_TIMEOUT = "10s"
 # ----------------------------------------------------------------------
 # command line
 # ----------------------------------------------------------------------
+def _metric(text):
+    """``--metric``: accuracy, roc_auc, or a checked ``tpr_at_fpr`` form."""
+    if text in ("accuracy", "roc_auc"):
+        return text
+    if text.startswith("tpr_at_fpr"):
+        try:
+            get_metric_scorer(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not a metric; pass accuracy, roc_auc or tpr_at_fpr=0.01")
+
+
 def _positive_int(minimum, maximum=None):
     def parse(text):
         try:
@@ -184,6 +200,11 @@ def _build_parser():
              "feature columns, or a scipy.sparse .npz matrix with --labels "
              "(default: the embedded make_drifting_stream)")
     parser.add_argument(
+        "--hash-features", type=_positive_int(2), metavar="N",
+        help="hash the --data feature columns into N sparse features: each token "
+             "(whitespace-separated) of a text column is one feature, each numeric "
+             "column one more (scikit-learn's FeatureHasher)")
+    parser.add_argument(
         "--labels", metavar="PATH",
         help="with a sparse --data .npz: CSV or .npz file holding the month and label "
              "columns, one row per matrix row (see skcl.datasets.load_sparse_stream)")
@@ -202,9 +223,11 @@ def _build_parser():
                         help="print the strategy names, families, settings and tuning "
                              "grids, and exit")
     parser.add_argument(
-        "--metric", choices=("accuracy", "roc_auc"), default="accuracy",
-        help="score of each month's test part (roc_auc is one-vs-rest for more than two "
-             "classes; default: %(default)s)")
+        "--metric", type=_metric, default="accuracy",
+        help="score of each month's test part: accuracy, roc_auc (one-vs-rest for more "
+             "than two classes) or tpr_at_fpr[=MAX_FPR][@POSITIVE_LABEL], the detection "
+             "rate at a false-positive budget (default 0.01; positive label: the greater "
+             "label), e.g. tpr_at_fpr=0.001@malicious (default: %(default)s)")
     parser.add_argument("--device", default="cpu",
                         help="torch device, e.g. cpu or cuda (default: %(default)s)")
     parser.add_argument("--out", default="skcl-benchmark-results", metavar="DIR",
@@ -315,6 +338,9 @@ def _read_frame(parser, path, text):
 def _load_data(parser, args):
     """Return ``X, y, months, description`` from --data or the embedded stream."""
     if args.data is None:
+        if args.hash_features:
+            parser.error("--hash-features hashes the columns of --data; pass --data PATH "
+                         "(the embedded stream is numeric)")
         n_months = args.months or (4 if args.quick else 12)
         n_rows = 150 if args.quick else 1000
         labels = "family" if args.new_classes else "binary"
@@ -327,6 +353,9 @@ def _load_data(parser, args):
     if not path.is_file():
         parser.error(f"--data {args.data!r}: no such file")
     if path.suffix.lower() == ".npz":
+        if args.hash_features:
+            parser.error(f"--hash-features hashes the columns of a CSV or parquet --data; "
+                         f"{args.data!r} is a sparse matrix already: drop --hash-features")
         return _load_sparse_data(parser, args)
     import pandas as pd
 
@@ -350,19 +379,21 @@ def _load_data(parser, args):
     not_numeric = [str(c) for c in features.columns
                    if not pd.api.types.is_numeric_dtype(features[c])
                    or pd.api.types.is_bool_dtype(features[c])]
-    if not_numeric:
+    if not_numeric and not args.hash_features:
         parser.error(f"--data {args.data!r}: feature columns must be numeric; "
-                     f"{', '.join(not_numeric)} are not (encode or drop them)")
+                     f"{', '.join(not_numeric)} are not (encode or drop them, or hash them "
+                     "with --hash-features N)")
     missing = [str(c) for c in features.columns if features[c].isna().any()]
     missing += [c for c in (args.month_column, args.label_column) if frame[c].isna().any()]
     if missing:
         parser.error(f"--data {args.data!r} has missing values in {', '.join(missing)}; "
                      "impute or drop those rows")
-    values = features.to_numpy(dtype=np.float64)
+    numeric = features[[c for c in features.columns if str(c) not in not_numeric]]
+    values = numeric.to_numpy(dtype=np.float64)
     # float32 is what the networks compute in: a larger value would become inf
     too_large = ~(np.abs(values) <= _FLOAT32_MAX)
     if too_large.any():
-        columns = [str(features.columns[j]) for j in np.flatnonzero(too_large.any(axis=0))]
+        columns = [str(numeric.columns[j]) for j in np.flatnonzero(too_large.any(axis=0))]
         row = int(np.flatnonzero(too_large.any(axis=1))[0])
         parser.error(
             f"--data {args.data!r}: feature column(s) {', '.join(columns)} hold infinite "
@@ -374,15 +405,21 @@ def _load_data(parser, args):
     if np.issubdtype(months.dtype, np.datetime64):
         months = np.datetime_as_string(months, unit="D")
     try:
-        month_order = np.unique(months)
-    except TypeError:
+        # the one month check: a warning names the order of date-like strings
+        _, month_order = check_months(months, len(months))
+    except ValueError:
         parser.error(f"--month-column {args.month_column!r} mixes types that cannot be "
                      "sorted; use one type, e.g. 'YYYY-MM' strings")
     month_order = _first_months(parser, args, month_order, args.data)
     keep = np.isin(months, month_order)
-    X = values[keep].astype(np.float32)
     y = frame[args.label_column].to_numpy()[keep]
-    return X, y, months[keep], f"{args.data} ({len(month_order)} months)"
+    description = f"{args.data} ({len(month_order)} months)"
+    if args.hash_features:
+        # stateless: hashing the file once equals a FeatureHasher step per month
+        X = hash_columns(features[keep], not_numeric, args.hash_features)
+        return X, y, months[keep], f"{description}, hashed to {args.hash_features} features"
+    X = values[keep].astype(np.float32)
+    return X, y, months[keep], description
 
 
 def _check_loaded(parser, args, X, y, months):
@@ -443,6 +480,14 @@ def _check_stream(parser, args, y, months, split_seeds, tune_folds):
             f"--label-column {args.label_column!r} of {source} holds a single class "
             f"({_plain(classes[0])!r}): every model would score a meaningless {args.metric} of "
             "1.0 or none at all; pass a label column with at least two classes")
+    if args.metric.startswith("tpr_at_fpr"):
+        if len(classes) != 2:
+            parser.error(f"--metric {args.metric} scores a detector of two classes, but "
+                         f"{source} has {len(classes)}; use --metric accuracy or roc_auc")
+        pos_label = get_metric_scorer(args.metric)._kwargs.get("pos_label")
+        if pos_label is not None and pos_label not in classes.tolist():
+            parser.error(f"--metric {args.metric}: the positive label {pos_label!r} is not "
+                         f"a class of {source} ({[_plain(c) for c in classes]}); name one")
     months, month_order = check_months(months, len(y))
     for split_seed in split_seeds:
         try:
@@ -450,12 +495,12 @@ def _check_stream(parser, args, y, months, split_seeds, tune_folds):
         except ValueError as exc:
             parser.error(f"{source}: {exc}")
         for month, (train, test) in zip(month_order, splits):
-            if args.metric == "roc_auc" and len(np.unique(y[test])) < 2:
+            if args.metric != "accuracy" and len(np.unique(y[test])) < 2:
                 parser.error(
                     f"{source}: month {_plain(month)!r} holds one class "
                     f"({_plain(np.unique(y[test])[0])!r}), "
-                    "where roc_auc is undefined; use --metric accuracy, or drop or merge "
-                    "the month")
+                    f"where {args.metric} is undefined; use --metric accuracy, or drop or "
+                    "merge the month")
             if args.tune and len(train) < tune_folds:
                 parser.error(
                     f"{source}: month {_plain(month)!r} has {len(train)} training rows, too few "

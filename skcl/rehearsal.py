@@ -14,6 +14,8 @@ from sklearn.utils.validation import check_X_y
 
 from ._sparse import check_sparse_structure, is_scipy_sparse, to_csr
 from .storage import _freeze, _in_memory, _to_memmap
+from .utils._arrays import as_list
+from .utils._months import check_month_label
 from .utils._rollback import atomic, save_shallow_state
 from .utils._seeding import make_rng
 from .utils._sklearn_compat import (
@@ -207,8 +209,10 @@ class RehearsalBuffer(BaseEstimator):
         y : array-like of shape (n_samples,)
             The month's class labels.
         month : hashable scalar, default=None
-            The month's label (int, str, ...). ``None`` uses the number of
-            distinct months seen so far (0, 1, 2, ... when never given).
+            The month's label (int, str, ``numpy.datetime64``, date,
+            ``pandas.Timestamp``, ``pandas.Period``, ...), stored with each
+            row as given. ``None`` uses the number of distinct months seen so
+            far (0, 1, 2, ... when never given).
         extra : array-like of shape (n_samples, ...), default=None
             An optional numeric array kept with the rows (e.g. the model's
             logits for DER, :class:`~skcl.DERpp`): stored in ``extra_`` for
@@ -473,14 +477,10 @@ class RehearsalBuffer(BaseEstimator):
         X, y = self._validate_month(X, y, reset=first_call)
         extra = self._validate_extra(extra, len(y), first_call)
         n_seen_per_month = dict(self.__dict__.get("n_samples_seen_per_month_", {}))
+        month = check_month_label(month)
         if month is None:
             month = len(n_seen_per_month)
-        if np.ndim(month) != 0:
-            raise ValueError(
-                f"month={month!r} is not a scalar label; pass one int, str or other "
-                "scalar per call"
-            )
-        months = np.full(len(y), month)
+        months = _month_column(month, len(y), like=self.__dict__.get("sample_months_"))
         if not first_call:
             self._check_same_layout(X)
         if first_call:
@@ -501,7 +501,7 @@ class RehearsalBuffer(BaseEstimator):
 
         keys, n_seen_of = self._groups((months_stored, months), (y_stored, y), n_seen,
                                        n_seen_per_month, n_seen_per_class)
-        keep, take = _select_rows(keys, n_seen_of, len(y_stored), len(y), self.capacity, rng)
+        keep, take = self._select(keys, n_seen_of, len(y_stored), len(y), rng)
 
         X_new = self._gather(X_stored, keep, X, take)
         y_new = np.concatenate([y_stored[keep], y[take]])
@@ -535,6 +535,16 @@ class RehearsalBuffer(BaseEstimator):
                 "one kind every month (e.g. scipy.sparse.csr_matrix(X)), or start a new "
                 "buffer with sklearn.base.clone(buffer)"
             )
+
+    def _select(self, keys, n_seen_of, n_stored, n_new, rng):
+        """Which stored rows to keep and which new rows to take (see ``_select_rows``).
+
+        Returns ``(keep, take)``, sorted positions among the stored and the
+        new rows; the new stored rows are ``stored[keep]`` then ``new[take]``.
+        Safe to override if the signature is kept (the diversity-aware buffer
+        chooses the rows of each share differently).
+        """
+        return _select_rows(keys, n_seen_of, n_stored, n_new, self.capacity, rng)
 
     def _groups(self, months, labels, n_seen, n_seen_per_month, n_seen_per_class):
         """The policy's grouping of (stored, new) rows, and rows seen per group."""
@@ -583,7 +593,7 @@ class RehearsalBuffer(BaseEstimator):
         keys, n_seen_of = self._groups((months, months[:0]), (labels, labels[:0]),
                                        self.n_samples_seen_, self.n_samples_seen_per_month_,
                                        self.n_samples_seen_per_class_)
-        keep, _ = _select_rows(keys, n_seen_of, len(labels), 0, self.capacity, rng)
+        keep, _ = self._select(keys, n_seen_of, len(labels), 0, rng)
         no_rows = np.zeros(0, dtype=np.intp)
         X_new = self._gather(self.X_, keep, self.X_[:0], no_rows)
         y_new, months_new = labels[keep], months[keep]
@@ -714,6 +724,27 @@ def _check_finite(X):
         )
 
 
+def _month_column(month, n_rows, like=None):
+    """``n_rows`` copies of one month label, each the very label given.
+
+    numpy keeps its own scalars and Python numbers and strings in a typed array;
+    other labels (dates, ``pandas.Timestamp``, ``pandas.Period``) go in an
+    object array, so they come back from ``sample_months_`` as given. A date
+    added to a buffer storing ``datetime64`` labels (``like``) is stored as one,
+    so that the stored labels stay comparable.
+    """
+    if like is not None and like.dtype.kind == "M" and not isinstance(month, np.generic):
+        try:
+            return np.full(n_rows, np.asarray([month], dtype=object).astype(like.dtype)[0])
+        except (TypeError, ValueError):
+            pass  # not a date: kept as given, and refused as another kind
+    if isinstance(month, np.generic | int | float | str | bytes):
+        return np.full(n_rows, month)
+    column = np.empty(n_rows, dtype=object)
+    column[:] = [month] * n_rows
+    return column
+
+
 def _check_same_kind(name, stored, new, what):
     """Refuse mixing text with numbers, which numpy would silently turn into text."""
     stored_text, new_text = stored.dtype.kind in "OSU", new.dtype.kind in "OSU"
@@ -748,7 +779,8 @@ def _select_rows(keys, n_seen_of, n_stored, n_new, capacity, rng):
             raise ValueError(
                 f"labels cannot be sorted ({exc}); use labels of one comparable type"
             ) from exc
-        labels = unique.tolist()
+        # as_list: datetime64 keys stay numpy scalars, as n_seen_of holds them
+        labels = as_list(unique)
     n_groups = len(labels)
     stored_codes, new_codes = codes[:n_stored], codes[n_stored:]
     stored_by_group = _positions_by_group(stored_codes, n_groups)
