@@ -31,6 +31,8 @@ MODULES = [
     "skcl.scoring",
     "skcl.model_selection",
     "skcl.evaluation",
+    "skcl.checkpoint",
+    "skcl.pipeline",
     "skcl.benchmark",
     "skcl.distributed",
 ]

@@ -2,9 +2,11 @@
 
 from .averaging import MonthlyAveragingClassifier
 from .classifier import ContinualClassifier
+from .diverse_rehearsal import DiverseRehearsalBuffer
 from .evaluation import evaluate_stream
 from .model_selection import MonthlyKFold, TemporalSplit
 from .modules import MLP
+from .pipeline import ContinualPipeline
 from .regularizers import (
     AGEM,
     EWC,
@@ -26,7 +28,9 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "AGEM",
     "ContinualClassifier",
+    "ContinualPipeline",
     "DERpp",
+    "DiverseRehearsalBuffer",
     "EWC",
     "ForgettingScorer",
     "ImportanceRegularizer",

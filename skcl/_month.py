@@ -152,8 +152,10 @@ class Month:
         if isinstance(self.X_train, torch.Tensor):
             self.X_strategies, self.y_strategies = self.X_train, self.y_train
         elif history is not None:
+            # float32 as the training batches are (no copy when stored so):
+            # strategies run the module on it (update="cumulative")
             self.X_strategies = (to_torch_csr(X, device=self.device) if is_scipy_sparse(X)
-                                 else shared_tensor(X, device=self.device))
+                                 else shared_tensor(X, device=self.device)).to(torch.float32)
             self.y_strategies = device_tensor(self.y, self.device, dtype=torch.long)
         else:
             # sparse rows: one sparse_csr tensor (non-zeros only); dense rows

@@ -19,7 +19,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.utils.multiclass import check_classification_targets
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
@@ -30,6 +30,7 @@ from . import _persistence
 from ._batching import DeviceBatchIterator
 from ._compiled_step import compiled_train_step
 from ._cost import counting_month, optimizer_step, start_counters
+from ._cumulative import HISTORY_UPDATES, epoch_history_rows
 from ._distributed import (
     agree_month_end,
     agree_on_month,
@@ -39,18 +40,30 @@ from ._distributed import (
 )
 from ._head_growth import grow_output_layer, shrink_to_state
 from ._month import Month, as_dataset, host_rows_of, place_rows
+from ._monthlog import MonthLog
 from ._persistence import _SKORCH_STATE
-from ._sparse import host_rows, is_scipy_sparse
+from ._schedule import (
+    begin_month_schedule,
+    end_month_schedule,
+    next_scheduled_lr,
+    start_scheduled_epoch,
+)
+from ._sparse import as_layout, host_rows, is_scipy_sparse
 from ._validation import _NO_Y, _validate_input
+from ._weight_averaging import average_month_weights, begin_weight_averaging
+from .diverse_rehearsal import rehearsal_inputs
 from .modules import MLP
 from .regularizers._base import training_hooks
 from .storage import RowStore
+from .utils._device import check_stream_device
 from .utils._fitted import reset_fitted_attributes
 from .utils._interrupts import stopped_by_callback
 from .utils._labels import check_month_classes, encode_labels
 from .utils._months import check_month_label, missing_mask, stream_months
+from .utils._optimizer import replace_optimizer
 from .utils._params import carry_over_params
 from .utils._predict import ArgmaxPredictMixin
+from .utils._repr import signature_with_passed_on_defaults
 from .utils._rollback import atomic, save_shallow_state
 from .utils._seeding import draw_seed, make_rng, seeded_global_torch
 from .utils._sklearn_compat import (
@@ -113,7 +126,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         Epochs per month (per ``partial_fit`` call), before ``finish_epochs``.
     batch_size : int, default=128
         Rows per mini-batch; ``-1`` makes each epoch one batch of all its rows.
-    update : {"finetune", "retrain"}, default="finetune"
+    update : {"finetune", "retrain", "cumulative"}, default="finetune"
         How each month updates the model.
         ``"finetune"`` continues from the current weights each month.
         ``"retrain"`` re-initializes the module and optimizer each month and trains
@@ -122,6 +135,55 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         :class:`~skcl.RowStore`: ``n_samples_seen * n_features * 4`` bytes
         dense float32, about ``8 * nnz`` sparse), or on disk with
         ``memmap_dir``, and streams batches from it (see :ref:`memory`).
+        ``"cumulative"`` keeps the same history but warm-starts: each month
+        continues from last month's weights and optimizer state (at
+        ``finetune_lr``) and trains on the history so far, or a share of it
+        per epoch (``history_fraction``); see :ref:`cumulative_training`.
+        Switching between ``"retrain"`` and ``"cumulative"`` mid-stream is
+        allowed (both keep the history); to or from ``"finetune"`` is not.
+    history_fraction : float in (0, 1], default=1.0
+        With ``update="retrain"`` or ``"cumulative"``: share of the earlier
+        months' rows each epoch trains on, drawn afresh (uniformly, without
+        replacement) every epoch, beside every row of the current month. An
+        epoch then costs ``n_month + history_fraction * n_past`` rows: the
+        knob that fits warm-started cumulative training into a budget.
+    finish_history_fraction : float in [0, 1] or None, default=None
+        With ``update="retrain"`` or ``"cumulative"`` and ``finish_epochs``:
+        share of the earlier months' rows each finishing epoch trains on,
+        beside the current month. ``0`` finishes on the month alone: the
+        model ends fitted to the most recent data, which the next month
+        resembles most (see :ref:`cumulative_training`). ``None`` uses
+        ``history_fraction``.
+    lr_schedule : {"constant", "cosine", "linear"}, default="constant"
+        How the learning rate moves over each month's ``max_epochs`` epochs,
+        step by step, restarting every month: ``"cosine"`` and ``"linear"``
+        decay from the month's rate (``lr`` or ``finetune_lr``) to
+        ``final_lr_fraction`` of it at the month's last step. The finishing
+        epochs (``finish_epochs``) keep their own ``finish_lr``. Each batch's
+        rate is recorded in the history (``history_[-1]["batches"][i]["lr"]``);
+        see :ref:`lr_schedule`.
+    warmup_fraction : float in [0, 1), default=0.0
+        Share of each month's steps over which the rate rises linearly from
+        ``rate / n_warmup_steps`` to the month's rate, before the schedule.
+    final_lr_fraction : float in [0, 1], default=0.1
+        With ``lr_schedule="cosine"`` or ``"linear"``: the month's last step
+        trains at this fraction of the month's rate.
+    weight_averaging : {None, "ema", "interpolate"}, default=None
+        Average the weights across months (see :ref:`weight_averaging`):
+        after month :math:`t` the deployed weights are
+        ``averaging_decay * previous + (1 - averaging_decay) * trained``.
+        ``"interpolate"`` trains the next month from those averaged weights;
+        ``"ema"`` keeps training from the unaveraged weights (kept in
+        ``training_weights_``) and deploys their exponential moving average.
+        ``module_`` (what predicts, saves and is snapshot) always holds the
+        averaged weights. Not with ``update="retrain"``. Turned on between
+        months, it averages from that month on; turned off (or from
+        ``"ema"`` to ``"interpolate"``), training continues from the deployed
+        weights, as it does under ``"ema"`` in a month whose new classes grow
+        the output layer.
+    averaging_decay : float in [0, 1], default=0.5
+        Weight of the previous months' average; ``0`` keeps only the month's
+        trained weights.
     regularizer : regularizer object or None, default=None
         A loss- or gradient-level strategy (e.g. :class:`~skcl.EWC`,
         :class:`~skcl.LwF`, :class:`~skcl.AGEM`), cloned into
@@ -152,8 +214,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         With ``update="retrain"``: directory where ``past_data_`` keeps the
         past rows, in anonymous memory-mapped files (deleted with the
         estimator), so a history larger than memory trains by reading only the
-        batches it needs. ``None`` keeps them in memory. A change applies to
-        the months stored from then on.
+        batches it needs. ``None`` keeps them in memory. A directory set
+        between months takes the whole history at the next month (``None``:
+        later months stay in memory). A pickled estimator (``joblib.dump``)
+        holds the rows themselves; loaded, they go back to ``memmap_dir``.
+        Also used by ``update="cumulative"``.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialization, shuffling, dropout and the rehearsal draws
         (when the buffer has no seed of its own). With an int, a CPU run is
@@ -175,9 +240,14 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         ends the month normally, as it ends a skorch ``fit``; any other
         ``KeyboardInterrupt`` (Ctrl-C) rolls the month back.
     verbose : int, default=0
-        Verbosity: when positive, skorch prints its per-epoch log.
+        Verbosity: when positive, one line per month (its label, new rows,
+        rows replayed from the past, epochs, final training loss, seconds)
+        and skorch's per-epoch log, each epoch labelled with its month.
     device : str or torch.device, default="cpu"
         Where the module, each month's data and the strategy's tensors live.
+        Read at the start of a stream: a change applies at the next ``fit``
+        (or ``load_weights``); until then ``partial_fit`` and prediction
+        refuse it, naming the stream's device.
     step : {"eager", "compiled"}, default="eager"
         How each training step runs. ``"eager"`` is skorch's step, operation
         by operation. ``"compiled"`` runs the built-in penalty's gradient and
@@ -204,6 +274,14 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         ``batch_size`` (the global batch) and every rank holds the same
         state. ``False`` trains in this process alone, group or not. See
         :ref:`distributed`.
+    dataset, predict_nonlinearity : object
+        Passed to skorch, with skorch's defaults.
+    warm_start : bool, default=False
+        Whether ``fit`` on a trained estimator continues its stream (trains
+        the given months on top of the current model, as ``partial_fit``
+        calls would) instead of starting over.
+    compile, use_caching, torch_load_kwargs : object
+        Passed to skorch, with skorch's defaults.
     **kwargs
         Any other skorch parameter (``module__hidden_units``,
         ``optimizer__weight_decay``, ``iterator_train__drop_last``, ...).
@@ -251,8 +329,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     snapshots_ : list of dict
         With ``keep_snapshots=True``: per month, the module's ``state_dict`` on CPU.
     past_data_ : RowStore
-        With ``update="retrain"``: every past training row (encoded labels),
-        one chunk per month, the data each month retrains on.
+        With ``update="retrain"`` or ``"cumulative"``: every past training row
+        (encoded labels), one chunk per month, the data each month trains on.
+    training_weights_ : dict of str to torch.Tensor
+        With ``weight_averaging="ema"``: the unaveraged weights after the last
+        month (on CPU), from which the next month trains.
     rng_ : numpy.random.Generator
         Source of the per-month seeds (weight initialization, shuffling,
         dropout, and the strategies' draws when they have no seed of their own).
@@ -296,7 +377,14 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         "max_epochs": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"),
                        Options(Integral, {-1})],
-        "update": [StrOptions({"finetune", "retrain"})],
+        "update": [StrOptions({"finetune", "retrain", "cumulative"})],
+        "history_fraction": [Interval(Real, 0, 1, closed="right")],
+        "finish_history_fraction": [Interval(Real, 0, 1, closed="both"), None],
+        "lr_schedule": [StrOptions({"constant", "cosine", "linear"})],
+        "warmup_fraction": [Interval(Real, 0, 1, closed="left")],
+        "final_lr_fraction": [Interval(Real, 0, 1, closed="both")],
+        "weight_averaging": [StrOptions({"ema", "interpolate"}), None],
+        "averaging_decay": [Interval(Real, 0, 1, closed="both")],
         # consolidate, plus whichever training hooks it needs (skcl.Regularizer)
         "regularizer": [HasMethods(["consolidate"]), None],
         "rehearsal": [HasMethods(["fit_resample", "partial_fit"]), None],
@@ -321,6 +409,13 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         max_epochs=5,
         batch_size=128,
         update="finetune",
+        history_fraction=1.0,
+        finish_history_fraction=None,
+        lr_schedule="constant",
+        warmup_fraction=0.0,
+        final_lr_fraction=0.1,
+        weight_averaging=None,
+        averaging_decay=0.5,
         regularizer=None,
         rehearsal=None,
         keep_snapshots=False,
@@ -359,6 +454,13 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self.finish_epochs = finish_epochs
         self.finish_lr = finish_lr
         self.update = update
+        self.history_fraction = history_fraction
+        self.finish_history_fraction = finish_history_fraction
+        self.lr_schedule = lr_schedule
+        self.warmup_fraction = warmup_fraction
+        self.final_lr_fraction = final_lr_fraction
+        self.weight_averaging = weight_averaging
+        self.averaging_decay = averaging_decay
         self.regularizer = regularizer
         self.rehearsal = rehearsal
         self.keep_snapshots = keep_snapshots
@@ -379,7 +481,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         of ``months`` in order (sorted, or the category order of an ordered
         pandas ``Categorical``), with ``classes`` set to every label in ``y``
         (with ``new_classes="grow"``: without ``classes``, so the classes grow
-        as they arrive).
+        as they arrive). With ``warm_start=True`` (a skorch parameter) on a
+        trained estimator, nothing is reset: the months are trained on top of
+        the current model, as ``partial_fit`` calls would (labels must be in
+        ``classes_``, unless ``new_classes="grow"``).
         This is the entry point of ``GridSearchCV`` and ``cross_validate``,
         which slice ``months`` per fold through metadata routing. If anything
         raises, the estimator is left exactly as before the call.
@@ -392,8 +497,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             Labels of the whole stream.
         months : array-like of shape (n_samples,), default=None
             Month label of each row; any sortable labels (ints, strings,
-            dates) or an ordered pandas ``Categorical``. ``None`` trains on
-            everything as a single month.
+            ``datetime64``, dates, ``pandas.Timestamp``, ``pandas.Period``)
+            or an ordered pandas ``Categorical``, kept as given in
+            ``months_``. Strings that look like dates but do not sort as
+            them (``"9/2024"``, ``"Jan"``) are sorted as text, with a
+            warning. ``None`` trains on everything as a single month.
         **fit_params
             Passed to the module's forward, as in skorch.
 
@@ -403,10 +511,14 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             Fitted estimator, trained on every month of the stream.
         """
         self._check_params()
-        self._reset()
-        X, y = self._validate_month(X, y, reset=True)
+        # warm_start=True (skorch's parameter) continues the stream, as
+        # scikit-learn's warm_start reuses the previous fit
+        continuing = bool(self.warm_start) and self._stream_started()
+        if not continuing:
+            self._reset()
+        X, y = self._validate_month(X, y, reset=not continuing)
         # under "grow" the classes arrive with their months, as partial_fit's would
-        classes = np.unique(y) if self.new_classes == "error" else None
+        classes = np.unique(y) if self.new_classes == "error" and not continuing else None
         for month, rows in stream_months(months, len(y)):
             with counting_month(self):
                 self._fit_month(X[rows], y[rows], classes, month, fit_params)
@@ -426,8 +538,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            The month's features (numpy array or DataFrame).
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The month's features (numpy array, DataFrame or scipy sparse
+            matrix). The first month fixes the stream's layout: a later
+            month of the other one is converted to it (to CSR rows, or
+            densified), so the rows a strategy stores are of one kind.
         y : array-like of shape (n_samples,)
             The month's labels.
         classes : array-like of shape (n_classes,), default=None
@@ -436,9 +551,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             (with ``new_classes="grow"``, labels not yet in ``classes_`` join it
             instead).
         month : hashable, default=None
-            The month's label (a scalar: int, string, date), recorded in
-            ``months_`` and passed to the rehearsal buffer. ``None`` uses the
-            running month count.
+            The month's label (a scalar: int, string, ``numpy.datetime64``,
+            ``datetime.date``, ``pandas.Timestamp``, ``pandas.Period``),
+            recorded as given in ``months_`` and passed to the rehearsal
+            buffer. ``None`` uses the running month count.
         **fit_params
             Passed to the module's forward, as in skorch.
 
@@ -448,6 +564,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             Fitted estimator, trained on one more month.
         """
         self._check_params()
+        check_stream_device(self)
         month = check_month_label(month)
         X, y = self._validate_month(X, y, reset=not self._stream_started())
         with counting_month(self):
@@ -465,12 +582,15 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                                             new_classes=self.new_classes)
         if not self._stream_started():
             self._start_stream(sparse_input=is_scipy_sparse(X))
+        # the stored and replayed rows of a stream are of one layout
+        X = as_layout(X, self._sparse_input)
         seed = agree_on_month(self, X, y, draw_seed(self.rng_))
         self._apply_changed_settings(seed)
         if month is None:
             month = self.n_months_seen_
         y_encoded = encode_labels(self.classes_, y)
-        if self.update == "retrain":
+        log = MonthLog.start(self)  # verbose: one line per month
+        if self.update in HISTORY_UPDATES:
             self.past_data_.memmap_dir = self.memmap_dir
             self.past_data_.append(X, y_encoded)
         month = Month(month, seed, X, y_encoded, self.device,
@@ -487,6 +607,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                               required=not initialize and len(self.classes_) > n_known)
         lr = self.lr if initialize or self.finetune_lr is None else self.finetune_lr
         self._set_lr(lr)
+        averaged_before = begin_weight_averaging(self)
         # per-batch records of earlier months are dropped (epoch rows stay)
         # so a long-lived model's history grows by a few numbers per epoch
         for epoch in self.history_:
@@ -494,25 +615,33 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                 epoch["batches"] = []
         month.first_epoch = len(self.history_)
         self._month = month
+        begin_month_schedule(self, lr)
         try:
             with self._global_rng_for_training(seed), data_parallel(self, seed):
                 self.notify("on_train_begin", X=X_train, y=y_train)
                 self._run_epochs(X_train, y_train, epochs=None, **fit_params)
+                end_month_schedule(self, lr)  # the finishing epochs keep finish_lr
                 if self.finish_epochs:
                     finish_lr = 0.1 * lr if self.finish_lr is None else self.finish_lr
                     self._set_lr(finish_lr)
+                    self.__dict__["_finishing"] = True  # (finish_history_fraction)
                     self._run_epochs(X_train, y_train, epochs=self.finish_epochs,
                                      **fit_params)
                     self._set_lr(lr)
                 self.notify("on_train_end", X=X_train, y=y_train)
             self._check_month_trained(len(X_train))
+            average_month_weights(self, averaged_before)
             self.on_month_end(month.X_strategies, month.y_strategies, month.label)
             agree_month_end(self)  # every rank commits the month, or none
+            if log is not None:
+                log.finish(self, month.label, n_rows=len(y), n_train=len(X_train))
         except BaseException as exc:
             agree_month_end(self, exc)
             raise
         finally:
             self.__dict__.pop("_month", None)
+            self.__dict__.pop("_month_schedule", None)
+            self.__dict__.pop("_finishing", None)
 
         self.months_ = [*self.months_, month.label]
         self.n_months_seen_ += 1
@@ -549,6 +678,32 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                 "update='retrain' trains from scratch on all past data, so "
                 "regularizer and rehearsal have nothing to do; set them to None "
                 "or use update='finetune'"
+            )
+        if self.update == "cumulative" and self.rehearsal is not None:
+            raise ValueError(
+                "update='cumulative' trains on the whole history kept in past_data_, "
+                "so a rehearsal buffer would replay rows it already sees; set "
+                "rehearsal=None (lower history_fraction to spend less), or use "
+                "update='finetune'"
+            )
+        if self.update not in HISTORY_UPDATES and self.history_fraction != 1:
+            raise ValueError(
+                f"history_fraction={self.history_fraction!r} samples the kept history, "
+                f"but update={self.update!r} keeps none; use update='cumulative' (or "
+                "'retrain'), or leave history_fraction=1.0"
+            )
+        if self.update not in HISTORY_UPDATES and self.finish_history_fraction is not None:
+            raise ValueError(
+                f"finish_history_fraction={self.finish_history_fraction!r} samples the "
+                f"kept history, but update={self.update!r} keeps none; use "
+                "update='cumulative' (or 'retrain'), or leave it None"
+            )
+        if self.update == "retrain" and self.weight_averaging is not None:
+            raise ValueError(
+                f"weight_averaging={self.weight_averaging!r} averages last month's "
+                "weights with this month's, but update='retrain' starts each month "
+                "from random weights, which do not average meaningfully; use "
+                "update='cumulative' or 'finetune', or weight_averaging=None"
             )
         if self.step == "compiled" and getattr(self, "compile", False):
             raise ValueError(
@@ -596,7 +751,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self.rehearsal_ = None
         # fixed for the stream: the bundled MLP then takes sparse products
         self._sparse_input = sparse_input
-        if self.update == "retrain":
+        if self.update in HISTORY_UPDATES:
             self.past_data_ = RowStore(memmap_dir=self.memmap_dir)
 
     def _apply_changed_settings(self, seed):
@@ -626,7 +781,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             else:
                 carry_over_params(fitted, wanted)
         retrains = "past_data_" in self.__dict__
-        if self.n_months_seen_ and retrains != (self.update == "retrain"):
+        if self.n_months_seen_ and retrains != (self.update in HISTORY_UPDATES):
             raise ValueError(
                 f"update={self.update!r} was set after {self.n_months_seen_} months "
                 f"trained with update={'retrain' if retrains else 'finetune'!r}; the "
@@ -735,6 +890,28 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         # by the instruction it was raised at (utils/_interrupts.py)
         return stopped_by_callback(exc, getattr(self, "callbacks_", []))
 
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        """Start an epoch's history row, labelled with its month.
+
+        skorch's row (``epoch``, counted across months) gets a ``month`` key,
+        the month's label as text, which skorch's log prints at ``verbose >= 1``.
+        Safe to override if the signature is kept (call ``super()``).
+
+        Parameters
+        ----------
+        net : ContinualClassifier
+            This estimator (skorch's callback signature).
+        dataset_train, dataset_valid : Dataset or None, default=None
+            The epoch's training and validation data.
+        **kwargs
+            Passed on to skorch.
+        """
+        super().on_epoch_begin(net, dataset_train=dataset_train,
+                               dataset_valid=dataset_valid, **kwargs)
+        month = self.__dict__.get("_month")
+        if month is not None:
+            self.history.record("month", str(month.label))
+
     def check_data(self, X, y):
         """Accept the training data as is: ``classes_`` is fixed at the first month.
 
@@ -817,6 +994,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             epoch_dataset = self.get_epoch_dataset(iterator.dataset)
             if epoch_dataset is not iterator.dataset:
                 iterator = self.get_iterator(epoch_dataset, training=True)
+            start_scheduled_epoch(self, iterator)
         super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
         if training and iterator is not None:
             self._count_epoch_batches(prefix)
@@ -826,8 +1004,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
 
         The one place where a data-level strategy enters: with a rehearsal buffer
         holding past data, the month (``dataset``) is mixed with a fresh replay
-        draw through ``rehearsal_.fit_resample``. Safe to override if the
-        signature is kept.
+        draw through ``rehearsal_.fit_resample``; with ``history_fraction < 1``
+        (``update="cumulative"`` or ``"retrain"``), the history is sampled
+        afresh: the month's rows and that share of the past ones. Safe to
+        override if the signature is kept.
 
         Parameters
         ----------
@@ -842,6 +1022,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             ``rehearsal_.fit_resample`` of the month: its rows mixed with rows
             replayed from the buffer (labels encoded).
         """
+        dataset = epoch_history_rows(self, dataset)
         rehearsal = getattr(self, "rehearsal_", None)
         if rehearsal is None or not _is_fitted(rehearsal):
             return dataset
@@ -876,6 +1057,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             ``{"loss": loss, "y_pred": y_pred}``: the training loss (penalty
             included) and the module's output.
         """
+        next_scheduled_lr(self)
         with optimizer_step(self):  # its rows are counted from the history
             if self.step == "compiled":
                 step = compiled_train_step(self, batch, fit_params, base=ContinualClassifier)
@@ -1031,7 +1213,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                 X_host, y_host = current.X, current.y   # the month's host rows
             else:
                 X_host, y_host = host_rows(X), y.cpu().numpy()
-            self.rehearsal_.partial_fit(X_host, y_host, month=month)
+            self.rehearsal_.partial_fit(X_host, y_host, month=month,
+                                        **rehearsal_inputs(self, X))
         if self.keep_snapshots:
             self.snapshots_ = [*self.snapshots_, {
                 k: v.detach().to("cpu", copy=True) for k, v in self.module_.state_dict().items()
@@ -1057,6 +1240,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             the default ``CrossEntropyLoss``).
         """
         self.check_is_fitted()
+        check_stream_device(self)
         if isinstance(X, torch.utils.data.Dataset):
             # skorch callbacks score on the validation Dataset (encoded labels)
             return NeuralNet.predict_proba(self, X)
@@ -1129,6 +1313,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     def classes_(self):
         self.__dict__.pop("classes_", None)
 
+    def __repr__(self, N_CHAR_MAX=700):
+        # scikit-learn's repr: the parameters changed from their defaults, the
+        # strategies' own included (skorch's repr shows the module only)
+        return BaseEstimator.__repr__(self, N_CHAR_MAX)
+
     def _get_param_names(self):
         # skorch lists every attribute not ending in "_" as a parameter; private
         # bookkeeping (``_params_to_validate`` ...) is not one.
@@ -1142,8 +1331,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         estimator, parameters that rebuild the network (``module``,
         ``module__*``, ``criterion``, ``criterion__*``) are refused: they would
         start it from random weights while its months stay counted; ``fit``
-        starts a stream over with them. Other settings apply from the next
-        ``partial_fit`` (see :ref:`settings_between_months`).
+        starts a stream over with them. ``optimizer`` (another class) is
+        applied at once: the new optimizer is built over the current weights,
+        its state (Adam's moments) starting afresh. Other settings apply from
+        the next ``partial_fit`` (see :ref:`settings_between_months`).
 
         Parameters
         ----------
@@ -1186,6 +1377,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             # stored verbatim until fit, as sklearn expects (skorch would
             # initialize the callbacks here and fail on invalid values early)
             self.__dict__["callbacks"] = params.pop("callbacks")
+        if getattr(self, "initialized_", False) and "optimizer" in params:
+            # skorch would set it, raise, and train on with the old optimizer
+            replace_optimizer(self, params.pop("optimizer"), {
+                key: params.pop(key) for key in list(params) if key.startswith("optimizer__")})
         if params:
             super().set_params(**params)
         for name, sub_params in nested.items():
@@ -1294,6 +1489,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         directory, flushed to disk and then renamed over the target, so a
         failed or interrupted write leaves any previous file byte for byte as
         it was. A file-like object receives the whole payload in one write.
+        An existing file keeps its permission bits (a scoring service that
+        reads it as another user keeps its access); a new file gets those of
+        ``open``, ``0o666`` less the umask. A symbolic link is written
+        through: the file it points to is replaced, the link stays.
 
         Parameters
         ----------
@@ -1327,6 +1526,12 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             predict or to train on further months.
         """
         return _persistence.load_weights(self, f)
+
+
+# scikit-learn reads defaults from __init__'s signature (its repr inside a
+# Pipeline or a search): name the skorch parameters that **kwargs passes on
+ContinualClassifier.__init__.__signature__ = signature_with_passed_on_defaults(
+    ContinualClassifier.__init__, NeuralNet.__init__)
 
 
 def _draws_from_global_rng(module):

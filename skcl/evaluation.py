@@ -17,14 +17,14 @@ from numbers import Real
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.metrics import get_scorer
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
 from ._class_incremental import CLASS_SUMMARY_KEYS, ClassIncrementalTracker, class_summary
-from .scoring import next_month_score
+from .scoring import get_metric_scorer, next_month_score
 from .utils._arrays import n_rows, plain, plain_list
 from .utils._months import check_months
+from .utils._months import month_labels as labels_as_given
 from .utils._text import text_table
 
 __all__ = ["StreamEvaluation", "evaluate_stream"]
@@ -111,8 +111,10 @@ def evaluate_stream(
         Fraction of each month held out for evaluation, stratified by label.
     metric : str or callable, default="accuracy"
         A scikit-learn scorer name (``"accuracy"``, ``"roc_auc"``,
-        ``"balanced_accuracy"``, ...) or a callable ``scorer(estimator, X, y)``
-        returning a float where higher is better.
+        ``"balanced_accuracy"``, ...), a detection rate at a false-positive
+        budget (``"tpr_at_fpr=0.001@malicious"``, see
+        :func:`~skcl.scoring.get_metric_scorer`) or a callable
+        ``scorer(estimator, X, y)`` returning a float where higher is better.
     reference : str or None, default="retrain"
         Name of the strategy that ``gap_to_reference``, ``relative_cost`` and
         ``relative_time`` compare against. The default is used only if a
@@ -194,7 +196,7 @@ def evaluate_stream(
     months, month_order = check_months(months, n_samples)
     classes = np.unique(y)
     splits = _split_months(y, months, month_order, test_size, random_state)
-    month_labels = [plain(month) for month in month_order]
+    month_labels = labels_as_given(month_order)
 
     records = []
     fitted = {}
@@ -565,13 +567,14 @@ def _check_metric(metric):
         return metric
     if isinstance(metric, str):
         try:
-            return get_scorer(metric)
+            return get_metric_scorer(metric)  # sklearn's names and 'tpr_at_fpr=...'
         except ValueError:
-            pass
+            if metric.startswith("tpr_at_fpr"):
+                raise
     raise ValueError(
-        f"metric={metric!r} is not a scikit-learn scorer name; use e.g. 'accuracy' or "
-        "'roc_auc' (sklearn.metrics.get_scorer_names() lists all), or pass a callable "
-        "scorer(estimator, X, y)"
+        f"metric={metric!r} is not a scikit-learn scorer name; use e.g. 'accuracy', "
+        "'roc_auc' (sklearn.metrics.get_scorer_names() lists all) or "
+        "'tpr_at_fpr=0.001@malicious', or pass a callable scorer(estimator, X, y)"
     )
 
 
@@ -677,6 +680,8 @@ def _month_kwarg(estimator):
 def _take(X, rows):
     if hasattr(X, "iloc"):
         return X.iloc[rows]
+    if isinstance(X, list):  # e.g. token lists for a ContinualPipeline's hasher
+        return [X[i] for i in rows]
     return np.asarray(X)[rows] if not hasattr(X, "shape") else X[rows]
 
 

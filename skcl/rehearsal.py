@@ -12,8 +12,10 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_X_y
 
-from ._sparse import is_scipy_sparse, to_csr
+from ._sparse import check_sparse_structure, is_scipy_sparse, to_csr
 from .storage import _freeze, _in_memory, _to_memmap
+from .utils._arrays import as_list
+from .utils._months import check_month_label
 from .utils._rollback import atomic, save_shallow_state
 from .utils._seeding import make_rng
 from .utils._sklearn_compat import (
@@ -67,7 +69,12 @@ class RehearsalBuffer(BaseEstimator):
     ----------
     capacity : int or None, default=10_000
         Most rows stored at any time. ``None`` keeps every row (memory grows
-        with the stream; this is what full retraining needs).
+        with the stream; this is what full retraining needs). May change
+        between months: a lower one drops a random subset now (following
+        ``policy``); a higher one is filled by the rows that arrive from then
+        on (the dropped past rows are gone): each share's new slots take its
+        next rows, then uniform sampling over all its rows seen resumes, so
+        the months right after a raise hold more than a uniform share.
     replay_ratio : float in [0, 1), default=0.5
         Share of replayed rows in what ``fit_resample`` returns. ``0`` turns
         replay off.
@@ -202,8 +209,10 @@ class RehearsalBuffer(BaseEstimator):
         y : array-like of shape (n_samples,)
             The month's class labels.
         month : hashable scalar, default=None
-            The month's label (int, str, ...). ``None`` uses the number of
-            distinct months seen so far (0, 1, 2, ... when never given).
+            The month's label (int, str, ``numpy.datetime64``, date,
+            ``pandas.Timestamp``, ``pandas.Period``, ...), stored with each
+            row as given. ``None`` uses the number of distinct months seen so
+            far (0, 1, 2, ... when never given).
         extra : array-like of shape (n_samples, ...), default=None
             An optional numeric array kept with the rows (e.g. the model's
             logits for DER, :class:`~skcl.DERpp`): stored in ``extra_`` for
@@ -295,6 +304,7 @@ class RehearsalBuffer(BaseEstimator):
         check_parameter_constraints(self)
         if "X_" not in self.__dict__:
             # nothing to replay; validate without fixing n_features_in_
+            check_sparse_structure(X)
             X, y = check_X_y(X, y, dtype=[np.float32, np.float64], ensure_all_finite=False,
                              accept_sparse=["csr", "csc", "coo"])
             X = to_csr(X, X.dtype) if is_scipy_sparse(X) else X
@@ -302,6 +312,7 @@ class RehearsalBuffer(BaseEstimator):
             check_classification_targets(y)
             return X, y
         X, y = self._validate_month(X, y, reset=False)
+        self._check_same_layout(X)
         if self.replay_ratio == 0:
             return X, y
         _check_same_kind("y", self.y_, y, "labels")
@@ -390,6 +401,11 @@ class RehearsalBuffer(BaseEstimator):
 
     def __setstate__(self, state):
         super().__setstate__(state)
+        X = self.__dict__.get("X_")
+        if X is not None and self.memmap_dir is not None and os.path.isdir(self.memmap_dir):
+            # the pickled rows go back to disk, as before pickling
+            everything, none = np.arange(X.shape[0]), np.zeros(0, dtype=np.intp)
+            self.X_ = self._gather(X, everything, X[:0], none)
         for name in ("X_", "y_", "sample_months_", "extra_"):
             array = self.__dict__.get(name)
             if is_scipy_sparse(array):
@@ -461,21 +477,12 @@ class RehearsalBuffer(BaseEstimator):
         X, y = self._validate_month(X, y, reset=first_call)
         extra = self._validate_extra(extra, len(y), first_call)
         n_seen_per_month = dict(self.__dict__.get("n_samples_seen_per_month_", {}))
+        month = check_month_label(month)
         if month is None:
             month = len(n_seen_per_month)
-        if np.ndim(month) != 0:
-            raise ValueError(
-                f"month={month!r} is not a scalar label; pass one int, str or other "
-                "scalar per call"
-            )
-        months = np.full(len(y), month)
-        if not first_call and is_scipy_sparse(X) != is_scipy_sparse(self.X_):
-            raise ValueError(
-                f"X is {'sparse' if is_scipy_sparse(X) else 'dense'} but the buffer "
-                f"stores {'sparse' if is_scipy_sparse(self.X_) else 'dense'} rows; pass "
-                "one kind every month (e.g. scipy.sparse.csr_matrix(X)), or start a new "
-                "buffer with sklearn.base.clone(buffer)"
-            )
+        months = _month_column(month, len(y), like=self.__dict__.get("sample_months_"))
+        if not first_call:
+            self._check_same_layout(X)
         if first_call:
             rng = make_rng(self.random_state)
             X_stored = (sp.csr_matrix((0, X.shape[1]), dtype=X.dtype) if is_scipy_sparse(X)
@@ -494,7 +501,7 @@ class RehearsalBuffer(BaseEstimator):
 
         keys, n_seen_of = self._groups((months_stored, months), (y_stored, y), n_seen,
                                        n_seen_per_month, n_seen_per_class)
-        keep, take = _select_rows(keys, n_seen_of, len(y_stored), len(y), self.capacity, rng)
+        keep, take = self._select(keys, n_seen_of, len(y_stored), len(y), rng)
 
         X_new = self._gather(X_stored, keep, X, take)
         y_new = np.concatenate([y_stored[keep], y[take]])
@@ -520,6 +527,25 @@ class RehearsalBuffer(BaseEstimator):
         self.rng_ = rng
         return self
 
+    def _check_same_layout(self, X):
+        if is_scipy_sparse(X) != is_scipy_sparse(self.X_):
+            raise ValueError(
+                f"X is {'sparse' if is_scipy_sparse(X) else 'dense'} but the buffer "
+                f"stores {'sparse' if is_scipy_sparse(self.X_) else 'dense'} rows; pass "
+                "one kind every month (e.g. scipy.sparse.csr_matrix(X)), or start a new "
+                "buffer with sklearn.base.clone(buffer)"
+            )
+
+    def _select(self, keys, n_seen_of, n_stored, n_new, rng):
+        """Which stored rows to keep and which new rows to take (see ``_select_rows``).
+
+        Returns ``(keep, take)``, sorted positions among the stored and the
+        new rows; the new stored rows are ``stored[keep]`` then ``new[take]``.
+        Safe to override if the signature is kept (the diversity-aware buffer
+        chooses the rows of each share differently).
+        """
+        return _select_rows(keys, n_seen_of, n_stored, n_new, self.capacity, rng)
+
     def _groups(self, months, labels, n_seen, n_seen_per_month, n_seen_per_class):
         """The policy's grouping of (stored, new) rows, and rows seen per group."""
         if self.policy == "reservoir":
@@ -533,6 +559,7 @@ class RehearsalBuffer(BaseEstimator):
 
         A lower ``capacity`` than the rows stored keeps a random subset that
         follows ``policy`` (equal shares per month or class, uniform within);
+        a higher one is filled by the next months' rows (see ``capacity``);
         a new ``memmap_dir`` moves the rows there (``None``: into memory). If
         that fails, the parameters and rows are left as they were.
 
@@ -566,7 +593,7 @@ class RehearsalBuffer(BaseEstimator):
         keys, n_seen_of = self._groups((months, months[:0]), (labels, labels[:0]),
                                        self.n_samples_seen_, self.n_samples_seen_per_month_,
                                        self.n_samples_seen_per_class_)
-        keep, _ = _select_rows(keys, n_seen_of, len(labels), 0, self.capacity, rng)
+        keep, _ = self._select(keys, n_seen_of, len(labels), 0, rng)
         no_rows = np.zeros(0, dtype=np.intp)
         X_new = self._gather(self.X_, keep, self.X_[:0], no_rows)
         y_new, months_new = labels[keep], months[keep]
@@ -593,6 +620,7 @@ class RehearsalBuffer(BaseEstimator):
                 f"X has {shape[0]} rows but y has {len(y)} labels; pass one label "
                 "per row of X"
             )
+        check_sparse_structure(X)   # before anything reads a crafted matrix's rows
         X, y = validate_data(self, X, y, reset=reset, dtype=[np.float32, np.float64],
                              ensure_all_finite=False, accept_sparse=["csr", "csc", "coo"])
         if is_scipy_sparse(X):
@@ -696,6 +724,27 @@ def _check_finite(X):
         )
 
 
+def _month_column(month, n_rows, like=None):
+    """``n_rows`` copies of one month label, each the very label given.
+
+    numpy keeps its own scalars and Python numbers and strings in a typed array;
+    other labels (dates, ``pandas.Timestamp``, ``pandas.Period``) go in an
+    object array, so they come back from ``sample_months_`` as given. A date
+    added to a buffer storing ``datetime64`` labels (``like``) is stored as one,
+    so that the stored labels stay comparable.
+    """
+    if like is not None and like.dtype.kind == "M" and not isinstance(month, np.generic):
+        try:
+            return np.full(n_rows, np.asarray([month], dtype=object).astype(like.dtype)[0])
+        except (TypeError, ValueError):
+            pass  # not a date: kept as given, and refused as another kind
+    if isinstance(month, np.generic | int | float | str | bytes):
+        return np.full(n_rows, month)
+    column = np.empty(n_rows, dtype=object)
+    column[:] = [month] * n_rows
+    return column
+
+
 def _check_same_kind(name, stored, new, what):
     """Refuse mixing text with numbers, which numpy would silently turn into text."""
     stored_text, new_text = stored.dtype.kind in "OSU", new.dtype.kind in "OSU"
@@ -730,7 +779,8 @@ def _select_rows(keys, n_seen_of, n_stored, n_new, capacity, rng):
             raise ValueError(
                 f"labels cannot be sorted ({exc}); use labels of one comparable type"
             ) from exc
-        labels = unique.tolist()
+        # as_list: datetime64 keys stay numpy scalars, as n_seen_of holds them
+        labels = as_list(unique)
     n_groups = len(labels)
     stored_codes, new_codes = codes[:n_stored], codes[n_stored:]
     stored_by_group = _positions_by_group(stored_codes, n_groups)
@@ -738,10 +788,9 @@ def _select_rows(keys, n_seen_of, n_stored, n_new, capacity, rng):
 
     n_stored_of = np.array([len(p) for p in stored_by_group])
     n_seen = np.array([n_seen_of.get(label, 0) for label in labels])
-    # A group that has already dropped rows cannot grow again (its dropped rows
-    # are gone, so more of it would no longer be a uniform sample).
-    room = np.where(n_stored_of < n_seen, n_stored_of,
-                    n_stored_of + np.array([len(p) for p in new_by_group]))
+    # A group can hold its stored rows and its new ones; one that dropped rows
+    # before (a capacity since raised) grows by its new rows only.
+    room = n_stored_of + np.array([len(p) for p in new_by_group])
     shares = room if capacity is None else _equal_shares(room, capacity)
 
     keep, take = [], []
@@ -750,7 +799,8 @@ def _select_rows(keys, n_seen_of, n_stored, n_new, capacity, rng):
         share = int(shares[group])
         if share < len(slots):
             slots = np.sort(rng.choice(slots, share, replace=False))
-        owner = _reservoir_owners(int(n_seen[group]), share, len(new_by_group[group]), rng)
+        owner = _reservoir_owners(int(n_seen[group]), share, len(new_by_group[group]), rng,
+                                  n_stored=len(slots))
         keep.append(slots[owner[: len(slots)] < 0])
         take.append(new_by_group[group][owner[owner >= 0]])
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(take))
@@ -785,29 +835,33 @@ def _equal_shares(room, capacity):
     return shares
 
 
-def _reservoir_owners(n_seen, n_slots, n_new, rng):
+def _reservoir_owners(n_seen, n_slots, n_new, rng, n_stored=None):
     """Algorithm R for ``n_new`` arriving rows and a reservoir of ``n_slots``.
 
-    The reservoir holds ``min(n_seen, n_slots)`` rows, a uniform sample of the
-    ``n_seen`` rows seen before. Arriving row ``i`` is the ``t = n_seen + i``-th
-    row of the stream: it fills slot ``t`` while ``t < n_slots``, and otherwise
-    replaces slot ``j``, drawn uniformly from ``0 .. t``, when ``j < n_slots``
-    (so it is kept with probability ``n_slots / (t + 1)``). The draws of a
-    whole batch are made at once; where several rows hit one slot, the last
-    one wins, as in the sequential algorithm.
+    The reservoir holds ``n_stored`` rows (by default ``min(n_seen, n_slots)``,
+    a uniform sample of the ``n_seen`` rows seen before). Arriving rows first
+    fill the free slots, one each, in arrival order; after that, arriving row
+    ``i``, the ``t = n_seen + i``-th row of the stream, replaces slot ``j``,
+    drawn uniformly from ``0 .. t``, when ``j < n_slots`` (so it is kept with
+    probability ``n_slots / (t + 1)``). While nothing was ever dropped this is
+    Algorithm R exactly; after a raised capacity it fills the new slots with
+    the next rows, then samples on. The draws of a whole batch are made at
+    once; where several rows hit one slot, the last one wins, as in the
+    sequential algorithm.
 
     Returns
     -------
-    owner : ndarray of int of shape (min(n_slots, n_seen + n_new),)
+    owner : ndarray of int of shape (min(n_slots, n_stored + n_new),)
         Per slot, the arriving row now in it, or -1 where the old row stays.
     """
-    owner = np.full(min(n_slots, n_seen + n_new), -1, dtype=np.intp)
-    stream_index = n_seen + np.arange(n_new)
-    fills = stream_index < n_slots
-    owner[stream_index[fills]] = np.flatnonzero(fills)
-    rows = np.flatnonzero(~fills)
+    if n_stored is None:
+        n_stored = min(n_seen, n_slots)
+    owner = np.full(min(n_slots, n_stored + n_new), -1, dtype=np.intp)
+    n_fill = min(n_new, len(owner) - n_stored)
+    owner[n_stored:n_stored + n_fill] = np.arange(n_fill)
+    rows = np.arange(n_fill, n_new)
     if len(rows):
-        slot = rng.integers(0, stream_index[rows] + 1)
+        slot = rng.integers(0, n_seen + rows + 1)
         hit = slot < n_slots
         slot, rows = slot[hit], rows[hit]
         last_slot, last = np.unique(slot[::-1], return_index=True)

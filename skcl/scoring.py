@@ -25,13 +25,16 @@ is left, a ``ValueError`` is raised.
 """
 
 import copy
+import json
+import re
 import warnings
+from numbers import Real
 
 import numpy as np
 import sklearn
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.metrics import check_scoring
+from sklearn.metrics import check_scoring, get_scorer, make_scorer, roc_curve
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils.metadata_routing import UNCHANGED, MetadataRequest
@@ -49,6 +52,9 @@ from .utils._sklearn_compat import (
 __all__ = [
     "ForgettingScorer",
     "accuracy_matrix",
+    "get_metric_scorer",
+    "make_tpr_at_fpr_scorer",
+    "tpr_at_fpr",
     "average_accuracy",
     "backward_transfer",
     "forgetting",
@@ -76,9 +82,12 @@ class ForgettingScorer(BaseEstimator):
     ----------
     metric : str or callable, default="accuracy"
         The per-month metric: any scikit-learn scorer name (``"accuracy"``,
-        ``"roc_auc"``, ``"balanced_accuracy"``, ``"neg_log_loss"``, ...) or a
-        scorer callable ``metric(estimator, X, y) -> float`` (e.g. from
-        :func:`~sklearn.metrics.make_scorer`). It receives no metadata.
+        ``"roc_auc"``, ``"balanced_accuracy"``, ``"neg_log_loss"``, ...),
+        a detection rate ``"tpr_at_fpr=0.001@malicious"`` (see
+        :func:`get_metric_scorer`), or a scorer callable
+        ``metric(estimator, X, y) -> float`` (e.g. from
+        :func:`~sklearn.metrics.make_scorer` or
+        :func:`~skcl.scoring.make_tpr_at_fpr_scorer`). It receives no metadata.
     aggregate : str, default="mean"
         How the per-month scores become one number. From the current model:
 
@@ -213,10 +222,10 @@ class ForgettingScorer(BaseEstimator):
                     "got months=None; pass months=... (with metadata routing on, "
                     "GridSearchCV passes them when its fit gets months=...)"
                 )
-            return float(check_scoring(estimator, scoring=self.metric)(estimator, X, y))
+            return float(get_metric_scorer(self.metric, estimator)(estimator, X, y))
 
         months, labels = check_months(months, len(y), what="y")
-        scorer = check_scoring(estimator, scoring=self.metric)
+        scorer = get_metric_scorer(self.metric, estimator)
         _check_positive_label(scorer, self.metric, estimator, y)
         if self.aggregate in _SNAPSHOT_AGGREGATES:
             return self._score_matrix(scorer, estimator, X, y, months)
@@ -245,7 +254,7 @@ class ForgettingScorer(BaseEstimator):
             return float(scores[:-1].mean())
         last_trained = _last_trained_month(estimator, self.aggregate)
         try:
-            later = labels > last_trained
+            later = _after(labels, last_trained)
         except TypeError as exc:
             raise ValueError(
                 f"test months {as_list(labels)!r} cannot be compared with the last "
@@ -377,7 +386,7 @@ def per_month_scores(estimator, X, y, months, *, metric="accuracy"):
     """
     y = np.asarray(y)
     months, labels = check_months(months, len(y), what="y")
-    scorer = check_scoring(estimator, scoring=metric)
+    scorer = get_metric_scorer(metric, estimator)
     scores = _month_scores(scorer, estimator, X, y, months, labels)
     return dict(zip(as_list(labels), scores.tolist()))
 
@@ -428,7 +437,7 @@ def accuracy_matrix(estimator, X, y, months, *, metric="accuracy"):
     """
     y = np.asarray(y)
     months, _ = check_months(months, len(y), what="y")
-    scorer = check_scoring(estimator, scoring=metric)
+    scorer = get_metric_scorer(metric, estimator)
     matrix, _ = _accuracy_matrix(scorer, estimator, X, y, months, "accuracy_matrix")
     return matrix
 
@@ -757,6 +766,19 @@ def _score_one(scorer, estimator, X, y):
     return score
 
 
+def _after(labels, month):
+    """Which ``labels`` (in stream order) come after ``month``.
+
+    By position when ``month`` is one of them (the stream order, which for an
+    ordered Categorical is its category order, not the labels' own ``>``),
+    else by comparison.
+    """
+    position = [i for i, label in enumerate(as_list(labels)) if label == month]
+    if position:
+        return np.arange(len(labels)) > position[0]
+    return np.asarray(labels > month, dtype=bool)
+
+
 def _month_scores(scorer, estimator, X, y, months, labels, warn=True):
     scores = np.array([
         _score_one(scorer, estimator, _safe_indexing(X, np.flatnonzero(months == m)),
@@ -892,3 +914,183 @@ def _defined_columns(R, candidates, caller):
             "use a metric defined on these months (e.g. 'accuracy')"
         )
     return columns
+
+
+# ----------------------------------------------------------------------
+# Detection at a fixed false-positive rate
+# ----------------------------------------------------------------------
+_TPR_AT_FPR = re.compile(r"^tpr_at_fpr(?:=(?P<max_fpr>[^@]+))?(?:@(?P<pos_label>.+))?$")
+
+
+def tpr_at_fpr(y_true, y_score, *, max_fpr=0.01, pos_label=None, sample_weight=None):
+    """True-positive rate at a false-positive rate of at most ``max_fpr``.
+
+    The share of positives (e.g. malicious files) detected by the strictest
+    threshold that flags at most ``max_fpr`` of the negatives: the largest
+    ``tpr`` on the ROC curve (:func:`sklearn.metrics.roc_curve`, every
+    threshold kept) among the points with ``fpr <= max_fpr``, without
+    interpolation. A detection team runs at a fixed false-alarm budget (1%,
+    0.1%); this is the rate of detection it gets there.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels; exactly two classes.
+    y_score : array-like of shape (n_samples,)
+        Scores, higher meaning more likely ``pos_label`` (the probability of
+        the positive class, or a decision function).
+    max_fpr : float, default=0.01
+        The false-positive budget, in (0, 1].
+    pos_label : int, str or None, default=None
+        The positive class (which label is malicious). ``None`` is the greater
+        of the two labels, the class whose probability ``predict_proba``
+        gives in its second column (as ``roc_auc`` scores it).
+    sample_weight : array-like of shape (n_samples,), default=None
+        Sample weights.
+
+    Returns
+    -------
+    tpr : float
+        The true-positive rate at that threshold, in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If ``y_true`` does not hold exactly two classes, ``pos_label`` is not
+        one of them, or ``max_fpr`` is outside (0, 1].
+
+    See Also
+    --------
+    make_tpr_at_fpr_scorer : The scorer for ``GridSearchCV``, ``evaluate_stream``
+        and :class:`~skcl.ForgettingScorer`.
+
+    Examples
+    --------
+    >>> from skcl.scoring import tpr_at_fpr
+    >>> y = ["benign"] * 4 + ["malicious"] * 4
+    >>> score = [0.1, 0.2, 0.3, 0.9, 0.4, 0.8, 0.95, 0.99]
+    >>> tpr_at_fpr(y, score, max_fpr=0.25, pos_label="malicious")  # 1 of 4 negatives
+    1.0
+    >>> tpr_at_fpr(y, score, max_fpr=0.0, pos_label="malicious")
+    Traceback (most recent call last):
+    ...
+    ValueError: max_fpr=0.0 must be in (0, 1]; e.g. 0.01 for a 1% false-positive budget
+    >>> tpr_at_fpr(y, score, max_fpr=0.2, pos_label="malicious")  # no false positive
+    0.5
+    """
+    if (isinstance(max_fpr, bool) or not isinstance(max_fpr, Real)
+            or not 0 < max_fpr <= 1):
+        raise ValueError(
+            f"max_fpr={max_fpr!r} must be in (0, 1]; e.g. 0.01 for a 1% false-positive "
+            "budget")
+    y_true = np.asarray(y_true)
+    classes = np.unique(y_true)
+    if len(classes) != 2:
+        raise ValueError(
+            f"tpr_at_fpr needs both classes in y_true, got {as_list(classes)!r}; score "
+            "it on rows holding positives and negatives")
+    if pos_label is None:
+        pos_label = classes[-1]
+    elif pos_label not in classes.tolist():
+        raise ValueError(
+            f"pos_label={pos_label!r} is not one of the classes {as_list(classes)!r}; "
+            "pass the label of the positive (e.g. malicious) class")
+    fpr, tpr, _ = roc_curve(y_true, y_score, pos_label=pos_label,
+                            sample_weight=sample_weight, drop_intermediate=False)
+    return float(tpr[fpr <= max_fpr].max())
+
+
+def make_tpr_at_fpr_scorer(max_fpr=0.01, *, pos_label=None):
+    """Return a scorer of :func:`tpr_at_fpr` on ``predict_proba`` (or ``decision_function``).
+
+    Parameters
+    ----------
+    max_fpr : float, default=0.01
+        The false-positive budget, in (0, 1].
+    pos_label : int, str or None, default=None
+        The positive class; its probability column is scored. ``None`` is
+        the greater label (``classes_[1]``).
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y) -> float``, greater is better, for
+        ``GridSearchCV(scoring=...)``, :func:`~skcl.evaluate_stream`'s
+        ``metric`` and :class:`~skcl.ForgettingScorer`'s ``metric``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skcl.scoring import make_tpr_at_fpr_scorer
+    >>> X = np.arange(8.0).reshape(-1, 1)
+    >>> y = np.array(["benign"] * 4 + ["malicious"] * 4)
+    >>> scorer = make_tpr_at_fpr_scorer(0.01, pos_label="malicious")
+    >>> scorer(LogisticRegression().fit(X, y), X, y)
+    1.0
+    """
+    tpr_at_fpr([0, 1], [0.0, 1.0], max_fpr=max_fpr)  # checks max_fpr now
+    kwargs = {"max_fpr": max_fpr}
+    if pos_label is not None:
+        kwargs["pos_label"] = pos_label
+    return make_scorer(tpr_at_fpr, response_method=("predict_proba", "decision_function"),
+                       **kwargs)
+
+
+def get_metric_scorer(metric, estimator=None):
+    """Return the scorer a metric name or callable stands for.
+
+    scikit-learn's scorer names, plus ``"tpr_at_fpr"`` (:func:`tpr_at_fpr` at a
+    1% budget, positive class ``classes_[1]``) and its forms
+    ``"tpr_at_fpr=0.001"`` (another budget) and ``"tpr_at_fpr=0.001@malicious"``
+    (and a positive label; read as JSON when it is a number, ``@1``, else
+    as text). These names work wherever skcl takes a metric:
+    :class:`~skcl.ForgettingScorer`, :func:`~skcl.evaluate_stream`,
+    :func:`per_month_scores` and ``skcl-benchmark --metric``.
+
+    Parameters
+    ----------
+    metric : str or callable
+        A metric name, or a scorer callable (returned as it is).
+    estimator : estimator or None, default=None
+        Passed to :func:`sklearn.metrics.check_scoring` for names it knows.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y) -> float``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skcl.scoring import get_metric_scorer
+    >>> X = np.arange(8.0).reshape(-1, 1)
+    >>> y = np.array(["benign"] * 4 + ["malicious"] * 4)
+    >>> scorer = get_metric_scorer("tpr_at_fpr=0.001@malicious")
+    >>> scorer(LogisticRegression().fit(X, y), X, y)
+    1.0
+    """
+    if isinstance(metric, str):
+        match = _TPR_AT_FPR.match(metric)
+        if match is not None:
+            max_fpr = match["max_fpr"]
+            try:
+                max_fpr = 0.01 if max_fpr is None else float(max_fpr)
+            except ValueError:
+                raise ValueError(
+                    f"metric={metric!r}: {max_fpr!r} is not a number; write e.g. "
+                    "'tpr_at_fpr=0.001' or 'tpr_at_fpr=0.001@malicious'") from None
+            pos_label = match["pos_label"]
+            if pos_label is not None:
+                try:
+                    parsed = json.loads(pos_label)
+                except ValueError:
+                    parsed = pos_label
+                pos_label = parsed if isinstance(parsed, int | str) else pos_label
+            return make_tpr_at_fpr_scorer(max_fpr, pos_label=pos_label)
+        if estimator is None:
+            return get_scorer(metric)
+    if estimator is None:
+        return metric
+    return check_scoring(estimator, scoring=metric)

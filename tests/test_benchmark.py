@@ -419,7 +419,8 @@ def _bad_csv(tmp_path, text, name="bad.csv"):
         (["--epochs", "0"], "argument --epochs: '0' is too small"),
         (["--seeds", "0"], "argument --seeds: '0' is too small"),
         (["--jobs", "0"], "argument --jobs: '0' is too small"),
-        (["--metric", "f1"], "argument --metric: invalid choice: 'f1'"),
+        (["--metric", "f1"],
+         "argument --metric: 'f1' is not a metric; pass accuracy, roc_auc or tpr_at_fpr=0.01"),
         (["--data", "missing.csv"], "--data 'missing.csv': no such file"),
         (["--device", "not-a-device"], "--device 'not-a-device' is not a torch device"),
         (["--random-state", "-1"], "argument --random-state: '-1' is too small; pass a "
@@ -722,7 +723,8 @@ def test_stream_and_data_exclude_each_other(capsys, tmp_path, no_training):
     path = _stream_csv(tmp_path)
     message = _usage_error(["--data", str(path), "--stream", "detection",
                             "--out", str(tmp_path)], capsys)
-    assert "--stream 'detection' and --data" in message and "exclude each other" in message
+    assert "--stream 'detection' sets a built-in stream" in message
+    assert "exclude each other" in message
 
 
 def test_main_stays_a_thin_entry_point():

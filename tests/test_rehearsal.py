@@ -335,7 +335,7 @@ def test_invalid_data_raises_with_the_value_and_the_fix(tmp_path):
         buffer.partial_fit(X, np.array(list("ababababab")))
     with pytest.raises(ValueError, match="y has dtype <U1.*one kind"):
         buffer.fit_resample(X, np.array(list("ababababab")))
-    with pytest.raises(ValueError, match="month=.* not a scalar"):
+    with pytest.raises(ValueError, match="month=.* is not a single label"):
         buffer.partial_fit(X, y, month=[1, 2])
     with pytest.raises(ValueError, match="memmap_dir=.*not an existing directory"):
         RehearsalBuffer(memmap_dir=str(tmp_path / "missing")).partial_fit(X, y)

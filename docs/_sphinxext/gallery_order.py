@@ -10,6 +10,7 @@ ORDER = [
     "plot_grid_search.py",
     "plot_pipeline_scaler.py",
     "plot_resume_saved_model.py",
+    "plot_hashed_token_stream.py",
     "plot_custom_module.py",
     "plot_custom_regularizer.py",
 ]

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..scoring import get_metric_scorer
 from .data import STREAMS, TEST_SIZE, check_stream, load_data
 from .strategies import BUFFER_SHARE, LR, strategies
 
@@ -69,9 +70,16 @@ def build_parser():
         help="rows per month of a built-in stream (its mean with --stream detection; "
              "default: 1000, 150 with --quick)")
     stream.add_argument(
-        "--metric", choices=("accuracy", "roc_auc"), default="accuracy",
-        help="score of each month's test part (roc_auc is one-vs-rest for more than two "
-             "classes; default: %(default)s)")
+        "--hash-features", type=_positive_int(2), metavar="N",
+        help="hash the --data feature columns into N sparse features: each token "
+             "(whitespace-separated) of a text column is one feature, each numeric "
+             "column one more (scikit-learn's FeatureHasher)")
+    stream.add_argument(
+        "--metric", type=_metric, default="accuracy",
+        help="score of each month's test part: accuracy, roc_auc (one-vs-rest for more "
+             "than two classes) or tpr_at_fpr[=MAX_FPR][@POSITIVE_LABEL], the detection "
+             "rate at a false-positive budget (default 0.01; positive label: the greater "
+             "label), e.g. tpr_at_fpr=0.001@malicious (default: %(default)s)")
 
     chosen = parser.add_argument_group("the strategies")
     chosen.add_argument(
@@ -134,6 +142,20 @@ def build_parser():
                           help="run the tasks on this dask.distributed scheduler, e.g. "
                                "tcp://10.0.0.5:8786 (needs the dask extra)")
     return parser
+
+
+def _metric(text):
+    """``--metric``: accuracy, roc_auc, or a checked ``tpr_at_fpr`` form."""
+    if text in ("accuracy", "roc_auc"):
+        return text
+    if text.startswith("tpr_at_fpr"):
+        try:
+            get_metric_scorer(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not a metric; pass accuracy, roc_auc or tpr_at_fpr=0.01")
 
 
 def _budgets(text):

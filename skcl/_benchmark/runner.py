@@ -336,6 +336,7 @@ class TaskProgress:
         self.stream = sys.stderr if stream is None else stream
         self.count = 0
         self.bar = None
+        self.start = time.perf_counter()
         if getattr(self.stream, "isatty", lambda: False)():
             try:
                 from tqdm.auto import tqdm
@@ -361,7 +362,11 @@ class TaskProgress:
             self.bar.set_description(text)
             self.bar.update()
         else:
-            print(f"[{self.count}/{self.total}] {text}", file=self.stream, flush=True)
+            # a log has no bar: each line says how long the rest should take
+            elapsed = time.perf_counter() - self.start
+            left = elapsed / self.count * (self.total - self.count)
+            print(f"[{self.count}/{self.total}] {text}; about {left:.0f} s left",
+                  file=self.stream, flush=True)
 
     def close(self):
         """Close the bar, if any."""
