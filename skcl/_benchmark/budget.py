@@ -170,7 +170,7 @@ def plot_frontier(summary, metric, path, *, budgets=(), reference="retrain",
         ``path``, once written.
     """
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FormatStrFormatter
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
     bases = list(dict.fromkeys(row["base"] for row in summary))
     figure = Figure(figsize=(13, 5.6), layout="constrained")
@@ -205,8 +205,9 @@ def plot_frontier(summary, metric, path, *, budgets=(), reference="retrain",
         for budget in budgets:
             ax.axvline(budget, color="0.6", linestyle="--", linewidth=0.8)
         ax.set_xscale("log")
+        ax.set_xticks(sorted({*budgets, 1.0}))
         ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
-        ax.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(f"cost: rows through forward+backward / {reference}'s (log scale)")
         ax.set_ylabel(metric)
         ax.set_title(title)
