@@ -1309,8 +1309,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             ``regularizer__<param>`` and ``rehearsal__<param>`` are set on the
             ``regularizer`` / ``rehearsal`` object (which must not be ``None``);
             any other key is handled by skorch (``lr``,
-            ``optimizer__weight_decay``, ...), except ``callbacks`` before the
-            estimator is initialized, which is stored as given.
+            ``optimizer__weight_decay``, ...), except ``callbacks``: stored as
+            given before the estimator is initialized, and after it also
+            rebuilt into ``callbacks_`` (training state kept), so the new
+            callbacks run from the next ``partial_fit``.
 
         Returns
         -------
@@ -1343,6 +1345,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             # stored verbatim until fit, as sklearn expects (skorch would
             # initialize the callbacks here and fail on invalid values early)
             self.__dict__["callbacks"] = params.pop("callbacks")
+        if "callbacks" in params:  # on an initialized estimator: rebuild callbacks_
+            _replace_callbacks(self, params.pop("callbacks"))
         if params:
             super().set_params(**params)
         for name, sub_params in nested.items():
@@ -1499,6 +1503,23 @@ def _draws_from_global_rng(module):
         or isinstance(sub, torch.nn.RReLU)
         for sub in module.modules()
     )
+
+
+def _replace_callbacks(estimator, callbacks):
+    """Set ``callbacks`` on an initialized estimator and rebuild ``callbacks_`` from it.
+
+    skorch's ``set_params`` rebuilds ``callbacks_`` from the old list before it
+    stores the new one, so the change would never reach training. Module,
+    optimizer and strategies are untouched; if a callback fails to initialize,
+    the old list and ``callbacks_`` stay.
+    """
+    old = estimator.__dict__.get("callbacks")
+    estimator.__dict__["callbacks"] = callbacks
+    try:
+        estimator._initialize_callbacks()
+    except BaseException:
+        estimator.__dict__["callbacks"] = old
+        raise
 
 
 def _clone_strategy(strategy, seed):
