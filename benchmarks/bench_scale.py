@@ -51,7 +51,7 @@ import scipy.sparse as sp
 import torch
 
 from skcl import EWC, L2, ContinualClassifier, OnlineEWC, RehearsalBuffer
-from skcl._sparse import to_torch_csr
+from skcl._sparse import check_sparse_structure, to_torch_csr
 
 DENSE_FEATURES = 2381
 SPARSE_FEATURES = 2 ** 18
@@ -308,6 +308,14 @@ def run_sparse(args):
             seconds[impl] = time.perf_counter() - start
             times[impl].append(seconds[impl])
         ratios.append(seconds["skcl"] / seconds["loop"])
+    # the structure check every sparse entry point makes (issue 23), in
+    # isolation: it runs once or twice per month inside partial_fit above
+    check_times = []
+    for _ in range(20):
+        start = time.perf_counter()
+        check_sparse_structure(X)
+        check_times.append(time.perf_counter() - start)
+    check = statistics.median(check_times)
     print(f"\nsparse month: {args.rows} rows x 2^18 features, ~{args.nnz} non-zeros per "
           f"row ({X.data.nbytes + X.indices.nbytes + X.indptr.nbytes >> 20} MiB CSR), "
           f"MLP 2^18-{args.hidden}-2, {args.epochs} epoch(s), batch {args.batch_size}, "
@@ -317,7 +325,9 @@ def run_sparse(args):
     print(f"| hand-written torch.sparse.mm loop | {statistics.median(times['loop']):.2f} | |")
     print(f"| skcl partial_fit | {statistics.median(times['skcl']):.2f} | "
           f"{statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f}) |")
-    return {"ratios": ratios, "times": times}
+    print(f"| sparse structure check, once (median of 20) | {check:.5f} | "
+          f"{check / statistics.median(times['skcl']):.2%} of skcl partial_fit |")
+    return {"ratios": ratios, "times": times, "check_s": check}
 
 
 # ----------------------------------------------------------------------

@@ -7,8 +7,6 @@ tensors and plain values, read back with ``torch.load(weights_only=True)``.
 
 import io
 import os
-import pickle
-import warnings
 
 import numpy as np
 import torch
@@ -17,6 +15,7 @@ from ._distributed import run_on_main_process
 from ._head_growth import grow_output_layer
 from .utils._files import write_atomically
 from .utils._seeding import draw_seed, seeded_global_torch
+from .utils._weights_file import read_weights_file
 
 _WEIGHTS_FORMAT = "skcl.weights/1"
 # skorch's bookkeeping, which a fresh ``fit`` keeps (shared with classifier.py)
@@ -49,7 +48,8 @@ def save_weights(estimator, f):
 
 def load_weights(estimator, f):
     """Load a weights file into ``estimator`` (see ``ContinualClassifier.load_weights``)."""
-    payload = _read_weights(f)
+    # classes_ is sorted, except where new_classes="grow" appended labels
+    payload = _read_weights(f, sorted_classes=estimator.new_classes != "grow")
     estimator._check_params()
     check_weights_match(estimator, payload, f)
     estimator._reset()
@@ -103,40 +103,6 @@ def check_weights_match(estimator, payload, f):
         )
 
 
-def _read_weights(f):
+def _read_weights(f, sorted_classes=True):
     """Read and check a weights file: only tensors and plain values, skcl's format."""
-    try:
-        with warnings.catch_warnings():
-            # torch warns about the protocol of any non-torch pickle it refuses
-            warnings.simplefilter("ignore", UserWarning)
-            payload = torch.load(f, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise ValueError(
-            f"{f!r} holds objects other than tensors and plain values, so it was "
-            "not loaded (it is not a file written by save_weights); load a joblib "
-            "file with joblib.load, and only if you trust its source"
-        ) from exc
-    except (RuntimeError, EOFError) as exc:
-        raise ValueError(
-            f"{f!r} is damaged or truncated ({exc}); write it again with save_weights"
-        ) from exc
-    if not isinstance(payload, dict) or payload.get("format") != _WEIGHTS_FORMAT:
-        raise ValueError(
-            f"{f!r} is not a weights file written by ContinualClassifier.save_weights "
-            f"(expected format {_WEIGHTS_FORMAT!r}); load joblib files with joblib.load"
-        )
-    state = payload.get("module_state")
-    classes = payload.get("classes")
-    n_features = payload.get("n_features_in")
-    names = payload.get("feature_names_in")
-    if (not isinstance(state, dict)
-            or not all(isinstance(v, torch.Tensor) for v in state.values())
-            or not isinstance(classes, list) or len(classes) < 2
-            or not isinstance(n_features, int) or n_features < 1
-            or not (names is None or (isinstance(names, list) and len(names) == n_features))):
-        raise ValueError(
-            f"{f!r} has the weights format but inconsistent contents (module_state, "
-            "classes, n_features_in or feature_names_in); write it again with "
-            "save_weights"
-        )
-    return payload
+    return read_weights_file(f, _WEIGHTS_FORMAT, sorted_classes=sorted_classes)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._sparse import is_scipy_sparse, to_csr
+from ._sparse import check_sparse_structure, is_scipy_sparse, to_csr
 from .utils._sklearn_compat import validate_data
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -11,6 +11,7 @@ _NO_Y = object()  # validation of X alone (prediction), as opposed to y=None
 
 def _validate_input(estimator, X, y, reset):
     """scikit-learn's validation, with skcl's explanations and the float32 check."""
+    check_sparse_structure(X)   # before anything reads a crafted matrix's rows
     try:
         if y is _NO_Y:
             X = validate_data(estimator, X, reset=reset, dtype=[np.float32, np.float64],
@@ -18,15 +19,17 @@ def _validate_input(estimator, X, y, reset):
         else:
             X, y = validate_data(estimator, X, y, reset=reset, dtype=[np.float32, np.float64],
                                  accept_sparse=["csr", "csc", "coo"])
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         _explain_input_error(X, exc)
         raise
     if is_scipy_sparse(X):
         X = to_csr(X, X.dtype)   # rows are gathered and batched as CSR
     if X.dtype == np.float64 and X.size:
-        largest = (abs(X).max(axis=0).toarray().ravel() if is_scipy_sparse(X)
-                   else np.abs(X).max(axis=0))
-        too_large = np.flatnonzero(largest > _FLOAT32_MAX)
+        # on the stored values: scipy's abs(X) would sum duplicates in the
+        # caller's own matrix, in place
+        too_large = (np.unique(X.indices[np.abs(X.data) > _FLOAT32_MAX])
+                     if is_scipy_sparse(X)
+                     else np.flatnonzero(np.abs(X).max(axis=0) > _FLOAT32_MAX))
         if len(too_large):
             names = getattr(estimator, "feature_names_in_", None)
             columns = [names[c] if names is not None else int(c) for c in too_large[:5]]
@@ -40,6 +43,17 @@ def _validate_input(estimator, X, y, reset):
 
 def _explain_input_error(X, exc):
     """Raise scikit-learn's input error again with the fix, judged from ``X`` itself."""
+    missing = np.asarray(X.isna()) if hasattr(X, "isna") else None
+    if missing is not None and missing.any():
+        if isinstance(exc, ValueError):
+            return  # scikit-learn's own "Input X contains NaN"
+        columns = list(np.asarray(X.columns)[missing.any(axis=0)]) if missing.ndim == 2 else []
+        raise ValueError(
+            f"Input X contains missing values (NaN, None or pd.NA) in columns "
+            f"{columns[:5]}; impute or drop them first (e.g. a SimpleImputer in a Pipeline)"
+        ) from exc
+    if not isinstance(exc, ValueError):
+        return  # scikit-learn's TypeError for objects that are not numbers, as is
     dtypes = getattr(X, "dtypes", None)
     kinds = ({dtype.kind for dtype in dtypes} if dtypes is not None
              else {np.asarray(X).dtype.kind} if not hasattr(X, "tocsr") else set())

@@ -7,6 +7,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from ._sparse import check_sparse_structure
 from .classifier import ContinualClassifier
 from .utils._fitted import reset_fitted_attributes
 from .utils._labels import check_month_classes, encode_labels
@@ -145,6 +146,7 @@ class MonthlyAveragingClassifier(ArgmaxPredictMixin, ClassifierMixin, BaseEstima
         """
         check_parameter_constraints(self)
         month = check_month_label(month)
+        check_sparse_structure(X)
         X, y = validate_data(self, X, y, reset="classes_" not in self.__dict__,
                              accept_sparse="csr")
         self._fit_month(X, y, classes, month)
@@ -180,6 +182,7 @@ class MonthlyAveragingClassifier(ArgmaxPredictMixin, ClassifierMixin, BaseEstima
         """
         check_parameter_constraints(self)
         reset_fitted_attributes(self)
+        check_sparse_structure(X)
         X, y = validate_data(self, X, y, reset=True, accept_sparse="csr")
         check_classification_targets(y)
         classes = np.unique(y) if self.new_classes == "error" else None
@@ -202,6 +205,7 @@ class MonthlyAveragingClassifier(ArgmaxPredictMixin, ClassifierMixin, BaseEstima
             class gives it zero probability.
         """
         check_is_fitted(self)
+        check_sparse_structure(X)
         X = validate_data(self, X, reset=False, accept_sparse="csr")
         proba = np.zeros((X.shape[0], len(self.classes_)))
         for weight, model in zip(self._model_weights(), self.estimators_):

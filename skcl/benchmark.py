@@ -138,6 +138,7 @@ from .evaluation import _split_months
 from .scoring import get_metric_scorer
 from .utils._arrays import plain as _plain
 from .utils._months import check_months
+from .utils._stream_checks import check_loaded_stream
 
 __all__ = ["main"]
 
@@ -400,6 +401,7 @@ def _load_data(parser, args):
             f"{values[row, np.flatnonzero(too_large[row])[0]]!r} in row {row}; rescale, "
             "clip or drop them")
     months = frame[args.month_column].to_numpy()
+    _check_loaded(parser, args, values, frame[args.label_column].to_numpy(), months)
     if np.issubdtype(months.dtype, np.datetime64):
         months = np.datetime_as_string(months, unit="D")
     try:
@@ -418,6 +420,16 @@ def _load_data(parser, args):
         return X, y, months[keep], f"{description}, hashed to {args.hash_features} features"
     X = values[keep].astype(np.float32)
     return X, y, months[keep], description
+
+
+def _check_loaded(parser, args, X, y, months):
+    """A usage error for missing months or labels, non-class labels, NaN features."""
+    try:
+        check_loaded_stream(X, y, months, month_name=f"--month-column {args.month_column!r}",
+                            label_name=f"--label-column {args.label_column!r}")
+    except ValueError as exc:
+        source = args.data if args.labels is None else f"{args.data} + {args.labels}"
+        parser.error(f"--data {source!r}: {exc}")
 
 
 def _first_months(parser, args, month_order, source):
@@ -452,6 +464,7 @@ def _load_sparse_data(parser, args):
                                           label_column=args.label_column)
     except (OSError, ValueError, ImportError) as exc:
         parser.error(f"--data {args.data!r} --labels {args.labels!r}: {exc}")
+    _check_loaded(parser, args, X, y, months)
     month_order = _first_months(parser, args, np.unique(months), args.labels)
     keep = np.flatnonzero(np.isin(months, month_order))
     return (X[keep], y[keep], months[keep],

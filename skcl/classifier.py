@@ -48,17 +48,19 @@ from ._schedule import (
     next_scheduled_lr,
     start_scheduled_epoch,
 )
-from ._sparse import host_rows, is_scipy_sparse
+from ._sparse import as_layout, host_rows, is_scipy_sparse
 from ._validation import _NO_Y, _validate_input
 from ._weight_averaging import average_month_weights, begin_weight_averaging
 from .diverse_rehearsal import rehearsal_inputs
 from .modules import MLP
 from .regularizers._base import training_hooks
 from .storage import RowStore
+from .utils._device import check_stream_device
 from .utils._fitted import reset_fitted_attributes
 from .utils._interrupts import stopped_by_callback
 from .utils._labels import check_month_classes, encode_labels
 from .utils._months import check_month_label, missing_mask, stream_months
+from .utils._optimizer import replace_optimizer
 from .utils._params import carry_over_params
 from .utils._predict import ArgmaxPredictMixin
 from .utils._repr import signature_with_passed_on_defaults
@@ -212,8 +214,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         With ``update="retrain"``: directory where ``past_data_`` keeps the
         past rows, in anonymous memory-mapped files (deleted with the
         estimator), so a history larger than memory trains by reading only the
-        batches it needs. ``None`` keeps them in memory. A change applies to
-        the months stored from then on. Also used by ``update="cumulative"``.
+        batches it needs. ``None`` keeps them in memory. A directory set
+        between months takes the whole history at the next month (``None``:
+        later months stay in memory). A pickled estimator (``joblib.dump``)
+        holds the rows themselves; loaded, they go back to ``memmap_dir``.
+        Also used by ``update="cumulative"``.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialization, shuffling, dropout and the rehearsal draws
         (when the buffer has no seed of its own). With an int, a CPU run is
@@ -240,6 +245,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         and skorch's per-epoch log, each epoch labelled with its month.
     device : str or torch.device, default="cpu"
         Where the module, each month's data and the strategy's tensors live.
+        Read at the start of a stream: a change applies at the next ``fit``
+        (or ``load_weights``); until then ``partial_fit`` and prediction
+        refuse it, naming the stream's device.
     step : {"eager", "compiled"}, default="eager"
         How each training step runs. ``"eager"`` is skorch's step, operation
         by operation. ``"compiled"`` runs the built-in penalty's gradient and
@@ -530,8 +538,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            The month's features (numpy array or DataFrame).
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The month's features (numpy array, DataFrame or scipy sparse
+            matrix). The first month fixes the stream's layout: a later
+            month of the other one is converted to it (to CSR rows, or
+            densified), so the rows a strategy stores are of one kind.
         y : array-like of shape (n_samples,)
             The month's labels.
         classes : array-like of shape (n_classes,), default=None
@@ -558,6 +569,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             Fitted estimator, trained on one more month.
         """
         self._check_params()
+        check_stream_device(self)
         month = check_month_label(month)
         X, y = self._validate_month(X, y, reset=not self._stream_started())
         groups = check_groups(self, groups, len(y))
@@ -575,6 +587,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                                             new_classes=self.new_classes)
         if not self._stream_started():
             self._start_stream(sparse_input=is_scipy_sparse(X))
+        # the stored and replayed rows of a stream are of one layout
+        X = as_layout(X, self._sparse_input)
         seed = agree_on_month(self, X, y, draw_seed(self.rng_))
         self._apply_changed_settings(seed)
         if month is None:
@@ -1230,6 +1244,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             the default ``CrossEntropyLoss``).
         """
         self.check_is_fitted()
+        check_stream_device(self)
         if isinstance(X, torch.utils.data.Dataset):
             # skorch callbacks score on the validation Dataset (encoded labels)
             return NeuralNet.predict_proba(self, X)
@@ -1320,8 +1335,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         estimator, parameters that rebuild the network (``module``,
         ``module__*``, ``criterion``, ``criterion__*``) are refused: they would
         start it from random weights while its months stay counted; ``fit``
-        starts a stream over with them. Other settings apply from the next
-        ``partial_fit`` (see :ref:`settings_between_months`).
+        starts a stream over with them. ``optimizer`` (another class) is
+        applied at once: the new optimizer is built over the current weights,
+        its state (Adam's moments) starting afresh. Other settings apply from
+        the next ``partial_fit`` (see :ref:`settings_between_months`).
 
         Parameters
         ----------
@@ -1368,6 +1385,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             self.__dict__["callbacks"] = params.pop("callbacks")
         if "callbacks" in params:  # on an initialized estimator: rebuild callbacks_
             _replace_callbacks(self, params.pop("callbacks"))
+        if getattr(self, "initialized_", False) and "optimizer" in params:
+            # skorch would set it, raise, and train on with the old optimizer
+            replace_optimizer(self, params.pop("optimizer"), {
+                key: params.pop(key) for key in list(params) if key.startswith("optimizer__")})
         if params:
             super().set_params(**params)
         for name, sub_params in nested.items():
@@ -1476,6 +1497,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         directory, flushed to disk and then renamed over the target, so a
         failed or interrupted write leaves any previous file byte for byte as
         it was. A file-like object receives the whole payload in one write.
+        An existing file keeps its permission bits (a scoring service that
+        reads it as another user keeps its access); a new file gets those of
+        ``open``, ``0o666`` less the umask. A symbolic link is written
+        through: the file it points to is replaced, the link stays.
 
         Parameters
         ----------

@@ -6,6 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_random_state
 
+from ._sparse import check_sparse_structure
+
 __all__ = ["load_sparse_stream", "make_drifting_stream"]
 
 
@@ -218,8 +220,10 @@ def load_sparse_stream(features_path, labels_path, *, month_column="month",
     ((6, 262144), [0, 0, 0, 1, 1, 1])
     """
     try:
-        X = sp.csr_matrix(sp.load_npz(features_path))
-    except (OSError, ValueError) as exc:
+        # a crafted file's index arrays are checked before scipy reads its rows
+        X = sp.csr_matrix(check_sparse_structure(sp.load_npz(features_path),
+                                                 name=os.path.basename(features_path)))
+    except (OSError, ValueError, TypeError) as exc:
         raise ValueError(
             f"{os.fspath(features_path)!r} is not a matrix saved by scipy.sparse.save_npz "
             f"({exc}); save the features with scipy.sparse.save_npz(path, X)"

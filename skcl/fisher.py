@@ -82,6 +82,10 @@ def per_sample_loss(criterion):
             "losses cannot be obtained; pass a callable loss(output, y) that returns "
             "one loss per sample instead"
         )
+    # skorch's compile=True wraps the criterion in torch.compile's module, whose
+    # attributes are its original's: copy the original, not the shared wrapper
+    # (setting reduction on a copy of the wrapper would change training's loss)
+    criterion = getattr(criterion, "_orig_mod", criterion)
     unreduced = copy.copy(criterion)
     unreduced.reduction = "none"
 

@@ -12,7 +12,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_X_y
 
-from ._sparse import is_scipy_sparse, to_csr
+from ._sparse import check_sparse_structure, is_scipy_sparse, to_csr
 from .storage import _freeze, _in_memory, _to_memmap
 from .utils._arrays import as_list
 from .utils._months import check_month_label
@@ -69,7 +69,12 @@ class RehearsalBuffer(BaseEstimator):
     ----------
     capacity : int or None, default=10_000
         Most rows stored at any time. ``None`` keeps every row (memory grows
-        with the stream; this is what full retraining needs).
+        with the stream; this is what full retraining needs). May change
+        between months: a lower one drops a random subset now (following
+        ``policy``); a higher one is filled by the rows that arrive from then
+        on (the dropped past rows are gone): each share's new slots take its
+        next rows, then uniform sampling over all its rows seen resumes, so
+        the months right after a raise hold more than a uniform share.
     replay_ratio : float in [0, 1), default=0.5
         Share of replayed rows in what ``fit_resample`` returns. ``0`` turns
         replay off.
@@ -299,6 +304,7 @@ class RehearsalBuffer(BaseEstimator):
         check_parameter_constraints(self)
         if "X_" not in self.__dict__:
             # nothing to replay; validate without fixing n_features_in_
+            check_sparse_structure(X)
             X, y = check_X_y(X, y, dtype=[np.float32, np.float64], ensure_all_finite=False,
                              accept_sparse=["csr", "csc", "coo"])
             X = to_csr(X, X.dtype) if is_scipy_sparse(X) else X
@@ -306,6 +312,7 @@ class RehearsalBuffer(BaseEstimator):
             check_classification_targets(y)
             return X, y
         X, y = self._validate_month(X, y, reset=False)
+        self._check_same_layout(X)
         if self.replay_ratio == 0:
             return X, y
         _check_same_kind("y", self.y_, y, "labels")
@@ -394,6 +401,11 @@ class RehearsalBuffer(BaseEstimator):
 
     def __setstate__(self, state):
         super().__setstate__(state)
+        X = self.__dict__.get("X_")
+        if X is not None and self.memmap_dir is not None and os.path.isdir(self.memmap_dir):
+            # the pickled rows go back to disk, as before pickling
+            everything, none = np.arange(X.shape[0]), np.zeros(0, dtype=np.intp)
+            self.X_ = self._gather(X, everything, X[:0], none)
         for name in ("X_", "y_", "sample_months_", "extra_"):
             array = self.__dict__.get(name)
             if is_scipy_sparse(array):
@@ -469,13 +481,8 @@ class RehearsalBuffer(BaseEstimator):
         if month is None:
             month = len(n_seen_per_month)
         months = _month_column(month, len(y), like=self.__dict__.get("sample_months_"))
-        if not first_call and is_scipy_sparse(X) != is_scipy_sparse(self.X_):
-            raise ValueError(
-                f"X is {'sparse' if is_scipy_sparse(X) else 'dense'} but the buffer "
-                f"stores {'sparse' if is_scipy_sparse(self.X_) else 'dense'} rows; pass "
-                "one kind every month (e.g. scipy.sparse.csr_matrix(X)), or start a new "
-                "buffer with sklearn.base.clone(buffer)"
-            )
+        if not first_call:
+            self._check_same_layout(X)
         if first_call:
             rng = make_rng(self.random_state)
             X_stored = (sp.csr_matrix((0, X.shape[1]), dtype=X.dtype) if is_scipy_sparse(X)
@@ -520,6 +527,15 @@ class RehearsalBuffer(BaseEstimator):
         self.rng_ = rng
         return self
 
+    def _check_same_layout(self, X):
+        if is_scipy_sparse(X) != is_scipy_sparse(self.X_):
+            raise ValueError(
+                f"X is {'sparse' if is_scipy_sparse(X) else 'dense'} but the buffer "
+                f"stores {'sparse' if is_scipy_sparse(self.X_) else 'dense'} rows; pass "
+                "one kind every month (e.g. scipy.sparse.csr_matrix(X)), or start a new "
+                "buffer with sklearn.base.clone(buffer)"
+            )
+
     def _select(self, keys, n_seen_of, n_stored, n_new, rng):
         """Which stored rows to keep and which new rows to take (see ``_select_rows``).
 
@@ -543,6 +559,7 @@ class RehearsalBuffer(BaseEstimator):
 
         A lower ``capacity`` than the rows stored keeps a random subset that
         follows ``policy`` (equal shares per month or class, uniform within);
+        a higher one is filled by the next months' rows (see ``capacity``);
         a new ``memmap_dir`` moves the rows there (``None``: into memory). If
         that fails, the parameters and rows are left as they were.
 
@@ -603,6 +620,7 @@ class RehearsalBuffer(BaseEstimator):
                 f"X has {shape[0]} rows but y has {len(y)} labels; pass one label "
                 "per row of X"
             )
+        check_sparse_structure(X)   # before anything reads a crafted matrix's rows
         X, y = validate_data(self, X, y, reset=reset, dtype=[np.float32, np.float64],
                              ensure_all_finite=False, accept_sparse=["csr", "csc", "coo"])
         if is_scipy_sparse(X):
@@ -770,10 +788,9 @@ def _select_rows(keys, n_seen_of, n_stored, n_new, capacity, rng):
 
     n_stored_of = np.array([len(p) for p in stored_by_group])
     n_seen = np.array([n_seen_of.get(label, 0) for label in labels])
-    # A group that has already dropped rows cannot grow again (its dropped rows
-    # are gone, so more of it would no longer be a uniform sample).
-    room = np.where(n_stored_of < n_seen, n_stored_of,
-                    n_stored_of + np.array([len(p) for p in new_by_group]))
+    # A group can hold its stored rows and its new ones; one that dropped rows
+    # before (a capacity since raised) grows by its new rows only.
+    room = n_stored_of + np.array([len(p) for p in new_by_group])
     shares = room if capacity is None else _equal_shares(room, capacity)
 
     keep, take = [], []
@@ -782,7 +799,8 @@ def _select_rows(keys, n_seen_of, n_stored, n_new, capacity, rng):
         share = int(shares[group])
         if share < len(slots):
             slots = np.sort(rng.choice(slots, share, replace=False))
-        owner = _reservoir_owners(int(n_seen[group]), share, len(new_by_group[group]), rng)
+        owner = _reservoir_owners(int(n_seen[group]), share, len(new_by_group[group]), rng,
+                                  n_stored=len(slots))
         keep.append(slots[owner[: len(slots)] < 0])
         take.append(new_by_group[group][owner[owner >= 0]])
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(take))
@@ -817,29 +835,33 @@ def _equal_shares(room, capacity):
     return shares
 
 
-def _reservoir_owners(n_seen, n_slots, n_new, rng):
+def _reservoir_owners(n_seen, n_slots, n_new, rng, n_stored=None):
     """Algorithm R for ``n_new`` arriving rows and a reservoir of ``n_slots``.
 
-    The reservoir holds ``min(n_seen, n_slots)`` rows, a uniform sample of the
-    ``n_seen`` rows seen before. Arriving row ``i`` is the ``t = n_seen + i``-th
-    row of the stream: it fills slot ``t`` while ``t < n_slots``, and otherwise
-    replaces slot ``j``, drawn uniformly from ``0 .. t``, when ``j < n_slots``
-    (so it is kept with probability ``n_slots / (t + 1)``). The draws of a
-    whole batch are made at once; where several rows hit one slot, the last
-    one wins, as in the sequential algorithm.
+    The reservoir holds ``n_stored`` rows (by default ``min(n_seen, n_slots)``,
+    a uniform sample of the ``n_seen`` rows seen before). Arriving rows first
+    fill the free slots, one each, in arrival order; after that, arriving row
+    ``i``, the ``t = n_seen + i``-th row of the stream, replaces slot ``j``,
+    drawn uniformly from ``0 .. t``, when ``j < n_slots`` (so it is kept with
+    probability ``n_slots / (t + 1)``). While nothing was ever dropped this is
+    Algorithm R exactly; after a raised capacity it fills the new slots with
+    the next rows, then samples on. The draws of a whole batch are made at
+    once; where several rows hit one slot, the last one wins, as in the
+    sequential algorithm.
 
     Returns
     -------
-    owner : ndarray of int of shape (min(n_slots, n_seen + n_new),)
+    owner : ndarray of int of shape (min(n_slots, n_stored + n_new),)
         Per slot, the arriving row now in it, or -1 where the old row stays.
     """
-    owner = np.full(min(n_slots, n_seen + n_new), -1, dtype=np.intp)
-    stream_index = n_seen + np.arange(n_new)
-    fills = stream_index < n_slots
-    owner[stream_index[fills]] = np.flatnonzero(fills)
-    rows = np.flatnonzero(~fills)
+    if n_stored is None:
+        n_stored = min(n_seen, n_slots)
+    owner = np.full(min(n_slots, n_stored + n_new), -1, dtype=np.intp)
+    n_fill = min(n_new, len(owner) - n_stored)
+    owner[n_stored:n_stored + n_fill] = np.arange(n_fill)
+    rows = np.arange(n_fill, n_new)
     if len(rows):
-        slot = rng.integers(0, stream_index[rows] + 1)
+        slot = rng.integers(0, n_seen + rows + 1)
         hit = slot < n_slots
         slot, rows = slot[hit], rows[hit]
         last_slot, last = np.unique(slot[::-1], return_index=True)

@@ -1,13 +1,14 @@
 """RowStore: past rows kept once, in month-sized chunks, in memory or on disk."""
 
 import copy
+import mmap
 import os
 import tempfile
 
 import numpy as np
 import scipy.sparse as sp
 
-from ._sparse import is_scipy_sparse, to_csr
+from ._sparse import check_sparse_structure, is_scipy_sparse, to_csr
 
 __all__ = ["RowStore"]
 
@@ -27,7 +28,10 @@ class RowStore:
     numpy arrays, sparse rows as ``scipy.sparse`` CSR matrices (never
     densified). With ``memmap_dir``, chunks live in anonymous files there
     (unlinked at creation, so nothing is left behind) and only the rows of the
-    batches being gathered are read into memory.
+    batches being gathered are read into memory. A pickled store holds the
+    rows themselves; unpickled, they go back under ``memmap_dir`` (or, where
+    that directory does not exist, at the next :meth:`append`, which moves
+    any chunk held in memory there).
 
     Stored chunks are read-only and never written again. A copy
     (``copy.deepcopy``, which :class:`~skcl.ContinualClassifier` makes of its
@@ -108,6 +112,8 @@ class RowStore:
                 )
             y_chunk.flags.writeable = False
         X_chunk = self._stored_copy(X_chunk)
+        # chunks reloaded in memory (see __setstate__) join the new one on disk
+        self._X_chunks[:] = self._spilled(self._X_chunks)
         self._X_chunks.append(X_chunk)
         if y_chunk is not None:
             self._y_chunks.append(y_chunk)
@@ -285,11 +291,16 @@ class RowStore:
         return state
 
     def __setstate__(self, state):
+        # a pickled history comes back in memory; with memmap_dir, it goes
+        # back to disk at once (or, where that folder does not exist on this
+        # machine, at the next append, which refuses a missing folder)
         self.__dict__.update(state)
         for X in self._X_chunks:
             _freeze(X)
         for y in self._y_chunks:
             y.flags.writeable = False
+        if self.memmap_dir is not None and os.path.isdir(self.memmap_dir):
+            self._X_chunks = self._spilled(self._X_chunks)
 
     def __repr__(self):
         kind = "sparse" if self.__dict__.get("sparse_") else "dense"
@@ -302,6 +313,7 @@ class RowStore:
     # ------------------------------------------------------------------
     def _checked_rows(self, X):
         sparse = is_scipy_sparse(X)
+        check_sparse_structure(X)   # before anything reads a crafted matrix's rows
         if not sparse:
             X = np.asarray(X)
         if X.ndim != 2:
@@ -325,6 +337,12 @@ class RowStore:
                 "month (e.g. scipy.sparse.csr_matrix(X))"
             )
         return to_csr(X, self.dtype_) if sparse else X
+
+    def _spilled(self, chunks):
+        """``chunks`` with every in-memory one copied under ``memmap_dir`` (if set)."""
+        if self.memmap_dir is None:
+            return list(chunks)
+        return [X if _on_disk(X) else self._stored_copy(X) for X in chunks]
 
     def _stored_copy(self, X):
         """A read-only copy of ``X`` in memory or under ``memmap_dir``."""
@@ -360,6 +378,21 @@ def _to_memmap(array, directory, dtype=None):
         out[start:start + block] = array[start:start + block]
     out.flush()
     return out
+
+
+def _on_disk(X):
+    """Whether every array of ``X`` is a view of a memory-mapped file."""
+    arrays = (X.data, X.indices, X.indptr) if sp.issparse(X) else (X,)
+    return all(_maps_a_file(array) for array in arrays)
+
+
+def _maps_a_file(array):
+    # scipy wraps the maps in plain ndarray views: follow the chain of bases
+    while array is not None:
+        if isinstance(array, (np.memmap, mmap.mmap)):
+            return True
+        array = getattr(array, "base", None)
+    return False
 
 
 def _freeze(X):

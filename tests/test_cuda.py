@@ -95,3 +95,20 @@ def test_save_weights_from_cuda_loads_on_cpu(stream, tmp_path):
     clf.save_weights(path)
     loaded = ContinualClassifier(device="cpu", module__hidden_units=(16,)).load_weights(path)
     np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-5)
+
+
+@pytest.mark.parametrize("first, second", [("cpu", "cuda"), ("cuda", "cpu"), ("cuda", "cuda:0")])
+def test_device_changed_mid_stream_is_refused_until_fit(stream, first, second):
+    # issue 23: the month's data went to the new device, the module stayed behind
+    X, y, months = stream
+    clf = ContinualClassifier(device=first, max_epochs=1, random_state=0,
+                              module__hidden_units=(16,))
+    clf.partial_fit(X[months == 0], y[months == 0], classes=[0, 1])
+    clf.set_params(device=second)
+    if torch.device(second).type == torch.device(first).type:   # cuda == cuda:0
+        clf.partial_fit(X[months == 1], y[months == 1])
+        return
+    with pytest.raises(ValueError, match="was set after 1 months trained on"):
+        clf.partial_fit(X[months == 1], y[months == 1])
+    clf.fit(X, y, months=months)
+    assert next(clf.module_.parameters()).device.type == torch.device(second).type
