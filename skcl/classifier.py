@@ -102,7 +102,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         ``module__n_features`` / ``module__n_classes``. Its forward must return
         one logit per class when ``criterion`` is ``CrossEntropyLoss``. An
         instance is never trained in place: each initialization trains a copy
-        of it, so ``fit`` twice gives the same model as once.
+        of it, so ``fit`` twice gives the same model as once. Its weights are
+        the starting point as you built it (``random_state`` seeds everything
+        skcl draws after, grown output rows included, but not them): for runs
+        reproducible from ``random_state`` alone, pass the class, or build the
+        instance under ``torch.manual_seed``.
     criterion : torch criterion class, default=torch.nn.CrossEntropyLoss
         The training loss.
     optimizer : torch optimizer class, default=torch.optim.Adam
