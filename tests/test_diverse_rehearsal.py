@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.preprocessing import StandardScaler
 
-from skcl import ContinualClassifier, DiverseRehearsalBuffer, RehearsalBuffer
+from skcl import ContinualClassifier, ContinualPipeline, DiverseRehearsalBuffer, RehearsalBuffer
 from skcl.diverse_rehearsal import diverse_choice, hidden_representation
 from skcl.modules import MLP
 from skcl.utils._seeding import make_rng
@@ -173,6 +174,10 @@ def test_families_reach_the_buffer_through_the_classifier():
     fitted = clone(clf).fit(X, y, months=months, groups=groups)
     assert fitted.rehearsal_.n_strata_ == len(set(groups[:150]) | set(groups[150:]))
     assert sorted(fitted.rehearsal_.group_codes_) == sorted(set(groups))
+    # through a ContinualPipeline, fit's groups reach the final step's buffer
+    pipe = ContinualPipeline([("scale", StandardScaler()), ("clf", clone(clf))])
+    pipe.fit(X, y, months=months, groups=groups)
+    assert sorted(pipe[-1].rehearsal_.group_codes_) == ["common", "other", "rare"]
 
 
 def test_groups_are_refused_where_no_strategy_reads_them():
