@@ -493,7 +493,9 @@ def _read(path):
     """The JSON document and the arrays of a checkpoint, read without running code."""
     fix = "load an earlier checkpoint or write it again with save_checkpoint"
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        # the file is opened here, not by numpy, so that a damaged archive
+        # is closed too (np.load leaves it open when the zip cannot be read)
+        with open(path, "rb") as file, np.load(file, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
     except FileNotFoundError:
         raise

@@ -38,6 +38,7 @@ from ._distributed import (
     data_parallel,
     sharded_consolidation,
 )
+from ._groups import check_groups
 from ._head_growth import grow_output_layer, shrink_to_state
 from ._month import Month, as_dataset, host_rows_of, place_rows
 from ._monthlog import MonthLog
@@ -102,7 +103,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         ``module__n_features`` / ``module__n_classes``. Its forward must return
         one logit per class when ``criterion`` is ``CrossEntropyLoss``. An
         instance is never trained in place: each initialization trains a copy
-        of it, so ``fit`` twice gives the same model as once.
+        of it, so ``fit`` twice gives the same model as once. Its weights are
+        the starting point as you built it (``random_state`` seeds everything
+        skcl draws after, grown output rows included, but not them): for runs
+        reproducible from ``random_state`` alone, pass the class, or build the
+        instance under ``torch.manual_seed``.
     criterion : torch criterion class, default=torch.nn.CrossEntropyLoss
         The training loss.
     optimizer : torch optimizer class, default=torch.optim.Adam
@@ -360,7 +365,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     """
 
     # ``months`` is what GridSearchCV must slice per fold: request it by default.
-    __metadata_request__fit = {"months": True}
+    # ``groups`` (families for a DiverseRehearsalBuffer) only on request
+    # (``set_fit_request(groups=True)``), so that groups meant for a
+    # splitter never reach fit unasked.
+    __metadata_request__fit = {"months": True, "groups": False}
 
     # Strategy state may hold tensors on ``device``; skorch maps these through
     # torch.load's map_location when unpickling, so a CUDA-trained model loads
@@ -474,7 +482,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     # Public entry points
     # ==================================================================
     @atomic
-    def fit(self, X, y, months=None, **fit_params):
+    def fit(self, X, y, months=None, groups=None, **fit_params):
         """Reset, then train on the stream one month at a time, in stream order.
 
         Equivalent to a fresh estimator's ``partial_fit`` on each distinct month
@@ -502,6 +510,14 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             ``months_``. Strings that look like dates but do not sort as
             them (``"9/2024"``, ``"Jan"``) are sorted as text, with a
             warning. ``None`` trains on everything as a single month.
+        groups : array-like of shape (n_samples,), default=None
+            Group label of each row (e.g. a malware family); each month's
+            slice is passed to the rehearsal buffer at the month's end. Only
+            for a buffer whose ``partial_fit`` takes ``groups``
+            (:class:`~skcl.DiverseRehearsalBuffer`: one stratum per group);
+            refused otherwise. Under metadata routing, request it with
+            ``set_fit_request(groups=True)``; ``GridSearchCV`` then passes
+            each fold its rows' groups.
         **fit_params
             Passed to the module's forward, as in skorch.
 
@@ -517,15 +533,17 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         if not continuing:
             self._reset()
         X, y = self._validate_month(X, y, reset=not continuing)
+        groups = check_groups(self, groups, len(y))
         # under "grow" the classes arrive with their months, as partial_fit's would
         classes = np.unique(y) if self.new_classes == "error" and not continuing else None
         for month, rows in stream_months(months, len(y)):
             with counting_month(self):
-                self._fit_month(X[rows], y[rows], classes, month, fit_params)
+                self._fit_month(X[rows], y[rows], classes, month, fit_params,
+                                groups=None if groups is None else groups[rows])
         return self
 
     @atomic
-    def partial_fit(self, X, y, classes=None, month=None, **fit_params):
+    def partial_fit(self, X, y, classes=None, month=None, groups=None, **fit_params):
         """Train on one month of data under the configured strategy.
 
         The first call initializes the module (and fixes ``classes_``,
@@ -555,6 +573,11 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             ``datetime.date``, ``pandas.Timestamp``, ``pandas.Period``),
             recorded as given in ``months_`` and passed to the rehearsal
             buffer. ``None`` uses the running month count.
+        groups : array-like of shape (n_samples,), default=None
+            Group label of each row (e.g. a malware family), passed to the
+            rehearsal buffer's ``partial_fit`` at the month's end. Only for a
+            buffer that takes ``groups`` (:class:`~skcl.DiverseRehearsalBuffer`:
+            one stratum per group, shared across months); refused otherwise.
         **fit_params
             Passed to the module's forward, as in skorch.
 
@@ -567,14 +590,15 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         check_stream_device(self)
         month = check_month_label(month)
         X, y = self._validate_month(X, y, reset=not self._stream_started())
+        groups = check_groups(self, groups, len(y))
         with counting_month(self):
-            self._fit_month(X, y, classes, month, fit_params)
+            self._fit_month(X, y, classes, month, fit_params, groups=groups)
         return self
 
     # ==================================================================
     # The month driver: one month, in the order it happens
     # ==================================================================
-    def _fit_month(self, X, y, classes, month, fit_params):
+    def _fit_month(self, X, y, classes, month, fit_params, groups=None):
         if len(y) == 0:
             raise ValueError("the month has no rows; skip empty months")
         n_known = len(self.__dict__.get("classes_", ()))
@@ -595,6 +619,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             self.past_data_.append(X, y_encoded)
         month = Month(month, seed, X, y_encoded, self.device,
                       history=self.__dict__.get("past_data_"))
+        month.groups = groups  # for the buffer, at the month's end
         X_train, y_train = month.X_train, month.y_train
 
         initialize = not self.initialized_ or self.update == "retrain"
@@ -1343,8 +1368,10 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             ``regularizer__<param>`` and ``rehearsal__<param>`` are set on the
             ``regularizer`` / ``rehearsal`` object (which must not be ``None``);
             any other key is handled by skorch (``lr``,
-            ``optimizer__weight_decay``, ...), except ``callbacks`` before the
-            estimator is initialized, which is stored as given.
+            ``optimizer__weight_decay``, ...), except ``callbacks``: stored as
+            given before the estimator is initialized, and after it also
+            rebuilt into ``callbacks_`` (training state kept), so the new
+            callbacks run from the next ``partial_fit``.
 
         Returns
         -------
@@ -1377,6 +1404,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             # stored verbatim until fit, as sklearn expects (skorch would
             # initialize the callbacks here and fail on invalid values early)
             self.__dict__["callbacks"] = params.pop("callbacks")
+        if "callbacks" in params:  # on an initialized estimator: rebuild callbacks_
+            _replace_callbacks(self, params.pop("callbacks"))
         if getattr(self, "initialized_", False) and "optimizer" in params:
             # skorch would set it, raise, and train on with the old optimizer
             replace_optimizer(self, params.pop("optimizer"), {
@@ -1541,6 +1570,23 @@ def _draws_from_global_rng(module):
         or isinstance(sub, torch.nn.RReLU)
         for sub in module.modules()
     )
+
+
+def _replace_callbacks(estimator, callbacks):
+    """Set ``callbacks`` on an initialized estimator and rebuild ``callbacks_`` from it.
+
+    skorch's ``set_params`` rebuilds ``callbacks_`` from the old list before it
+    stores the new one, so the change would never reach training. Module,
+    optimizer and strategies are untouched; if a callback fails to initialize,
+    the old list and ``callbacks_`` stay.
+    """
+    old = estimator.__dict__.get("callbacks")
+    estimator.__dict__["callbacks"] = callbacks
+    try:
+        estimator._initialize_callbacks()
+    except BaseException:
+        estimator.__dict__["callbacks"] = old
+        raise
 
 
 def _clone_strategy(strategy, seed):

@@ -16,6 +16,7 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.ensemble import IsolationForest
 
+from ._groups import month_groups
 from .fisher import _rows
 from .module_utils import evaluation_mode
 from .rehearsal import RehearsalBuffer, _equal_shares
@@ -48,7 +49,8 @@ class DiverseRehearsalBuffer(RehearsalBuffer):
 
     * ``groups`` passed to :meth:`partial_fit` (e.g. malware families): one
       stratum per group label, shared across months, so a family that comes
-      back joins its earlier rows;
+      back joins its earlier rows; a :class:`~skcl.ContinualClassifier` passes
+      on the ``groups`` given to its own ``fit`` / ``partial_fit``;
     * ``representation="hidden"``: ``n_strata`` k-means clusters of the
       ``embedding`` passed to :meth:`partial_fit`; a
       :class:`~skcl.ContinualClassifier` passes the input of its module's last
@@ -327,8 +329,16 @@ def hidden_representation(module, X):
 
 
 def rehearsal_inputs(net, X):
-    """Extra arguments of the buffer's ``partial_fit``: the hidden representation when used."""
+    """Extra arguments of the buffer's ``partial_fit``: ``embedding``, ``groups``.
+
+    The hidden representation when the buffer clusters on it, and the month's
+    group labels when the classifier was given them.
+    """
     buffer = net.rehearsal_
+    inputs = {}
     if (isinstance(buffer, DiverseRehearsalBuffer) and buffer.representation == "hidden"):
-        return {"embedding": hidden_representation(net.module_, X)}
-    return {}
+        inputs["embedding"] = hidden_representation(net.module_, X)
+    groups = month_groups(net, X)
+    if groups is not None:
+        inputs["groups"] = groups
+    return inputs

@@ -26,6 +26,7 @@ from skcl import (
 )
 from skcl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from skcl.datasets import make_drifting_stream
+from skcl.modules import MLP
 
 MONTHS = [pd.Period("2024-01", "M"), pd.Period("2024-02", "M"), pd.Period("2024-03", "M")]
 
@@ -64,6 +65,10 @@ STRATEGIES = {
     "dropout": {"module__dropout": 0.2},
     # a third class arrives in the second month: the saved head is grown
     "grow+rehearsal+ewc": {"new_classes": "grow", "rehearsal": _buffer(), "regularizer": EWC()},
+    # the same with the module given as an instance (one object, as a script
+    # would pass it): its copies grow and resume bit for bit as the class's do
+    "grow+instance": {"new_classes": "grow", "rehearsal": _buffer(), "regularizer": EWC(),
+                      "module": MLP(n_features=18, n_classes=2, hidden_units=(8,))},
 }
 
 
@@ -76,7 +81,8 @@ def stream():
 def _make(name, tmp_path):
     params = dict(STRATEGIES[name])
     params.pop("sparse", None)
-    params = {"module__hidden_units": (8,), **params}
+    if "module" not in params:  # an instance is built with its own sizes
+        params = {"module__hidden_units": (8,), **params}
     for key, value in list(params.items()):
         if value == "TMP":
             params[key] = str(tmp_path)

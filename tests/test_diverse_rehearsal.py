@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.preprocessing import StandardScaler
 
-from skcl import ContinualClassifier, DiverseRehearsalBuffer, RehearsalBuffer
+from skcl import ContinualClassifier, ContinualPipeline, DiverseRehearsalBuffer, RehearsalBuffer
 from skcl.diverse_rehearsal import diverse_choice, hidden_representation
 from skcl.modules import MLP
 from skcl.utils._seeding import make_rng
@@ -153,3 +154,47 @@ def test_sparse_month_through_the_classifier(stream):
     clf.fit(X_sparse[months < 2], y[months < 2], months=months[months < 2])
     assert sp.issparse(clf.rehearsal_.X_) and clf.rehearsal_.X_.shape == (100, 20)
     assert len(np.unique(clf.rehearsal_.strata_)) == 4
+
+
+def test_families_reach_the_buffer_through_the_classifier():
+    X, y, groups = _families()
+    clf = ContinualClassifier(module__hidden_units=(8,), max_epochs=1, random_state=0,
+                              rehearsal=DiverseRehearsalBuffer(capacity=30, outlier_share=0.0))
+    clf.partial_fit(X, y, classes=[0, 1], month=0, groups=groups)
+    buffer = clf.rehearsal_
+    # one stratum per family, the rare family's 8 rows all kept
+    assert sorted(buffer.group_codes_) == ["common", "other", "rare"]
+    np.testing.assert_array_equal(np.sort(np.bincount(buffer.strata_)), [8, 11, 11])
+    assert (buffer.X_[:, 0] < -2.5).sum() == 8
+    # a family coming back in a later month joins its stratum
+    clf.partial_fit(X[-8:], y[-8:], month=1, groups=groups[-8:])
+    assert buffer.n_strata_ == 3
+    # fit slices the groups by month: families of month 1 only (no clusters)
+    months = np.repeat([0, 1], [150, 150])
+    fitted = clone(clf).fit(X, y, months=months, groups=groups)
+    assert fitted.rehearsal_.n_strata_ == len(set(groups[:150]) | set(groups[150:]))
+    assert sorted(fitted.rehearsal_.group_codes_) == sorted(set(groups))
+    # through a ContinualPipeline, fit's groups reach the final step's buffer
+    pipe = ContinualPipeline([("scale", StandardScaler()), ("clf", clone(clf))])
+    pipe.fit(X, y, months=months, groups=groups)
+    assert sorted(pipe[-1].rehearsal_.group_codes_) == ["common", "other", "rare"]
+
+
+def test_groups_are_refused_where_no_strategy_reads_them():
+    X, y, groups = _families(n_rows=120)
+    for rehearsal in (None, RehearsalBuffer(capacity=30)):
+        clf = ContinualClassifier(module__hidden_units=(8,), max_epochs=1, random_state=0,
+                                  rehearsal=rehearsal)
+        with pytest.raises(ValueError, match=r"groups= was passed, but rehearsal=.*"
+                                             r"DiverseRehearsalBuffer"):
+            clf.partial_fit(X, y, classes=[0, 1], groups=groups)
+        assert "classes_" not in vars(clf)
+    clf = ContinualClassifier(module__hidden_units=(8,), max_epochs=1, random_state=0,
+                              rehearsal=DiverseRehearsalBuffer(capacity=30))
+    with pytest.raises(ValueError, match=r"groups has shape \(5,\), but X has 120 rows"):
+        clf.fit(X, y, groups=groups[:5])
+    bad = groups.astype(object)
+    bad[3] = None
+    with pytest.raises(ValueError, match=r"groups has 1 missing labels.*\[3\]"):
+        clf.partial_fit(X, y, classes=[0, 1], groups=bad)
+    assert "classes_" not in vars(clf)

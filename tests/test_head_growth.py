@@ -23,6 +23,7 @@ from skcl import (
     RehearsalBuffer,
 )
 from skcl._head_growth import HeadGrowth, find_output_layer
+from skcl.modules import MLP
 from skcl.regularizers import ImportanceRegularizer, Regularizer
 from skcl.utils._labels import check_month_classes, encode_labels
 from skcl.utils._sklearn_compat import InvalidParameterError
@@ -312,6 +313,44 @@ def test_module_instance_grows_and_reloads():
                        new_classes="error").load_weights(buffer)
     assert loaded.classes_.tolist() == [0, 1, 2]
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def test_module_instance_growth_is_reproducible_and_the_instance_untouched():
+    """Classes at months 2 and 4: an instance's runs are bit-identical, as a class's.
+
+    The instance's weights are the starting point as the user drew them; the
+    copies, their growth (seeded from random_state) and the training are skcl's.
+    """
+    instance = MLP(n_features=N_FEATURES, n_classes=2, hidden_units=(8,), dropout=0.1)
+    weights = {k: v.clone() for k, v in instance.state_dict().items()}
+
+    def run(module):
+        clf = small_clf(module=module, module__hidden_units=None,
+                        regularizer=EWC(lam=10.0), rehearsal=RehearsalBuffer(capacity=30))
+        for month, labels in enumerate(MONTH_LABELS):
+            clf.partial_fit(*class_month(labels, seed=month))
+        assert clf.classes_.tolist() == [0, 1, 2, 3]
+        return clf
+
+    def state(clf):
+        return [fingerprint(part) for part in (clf.module_, clf.regularizer_, clf.rehearsal_)]
+
+    first, second = run(instance), run(instance)
+    assert state(first) == state(second)
+    for a, b in zip(first.optimizer_.state_dict()["state"].values(),
+                    second.optimizer_.state_dict()["state"].values()):
+        assert all(torch.equal(a[key], b[key]) for key in a)
+    X, _ = class_month((0, 1, 2, 3), seed=7)
+    np.testing.assert_array_equal(first.predict_proba(X), second.predict_proba(X))
+    # the user's object is neither trained nor grown
+    assert instance.layers[-1].out_features == 2
+    assert all(torch.equal(v, weights[k]) for k, v in instance.state_dict().items())
+    # an instance built the same way (same torch seed) gives the same run
+    torch.manual_seed(0)
+    one = run(MLP(n_features=N_FEATURES, n_classes=2, hidden_units=(8,), dropout=0.1))
+    torch.manual_seed(0)
+    other = run(MLP(n_features=N_FEATURES, n_classes=2, hidden_units=(8,), dropout=0.1))
+    assert state(one) == state(other)
 
 
 def test_saved_grown_head_reloads_and_mismatch_names_classes(tmp_path):

@@ -415,3 +415,36 @@ def test_binary_metric_without_a_valid_pos_label_is_named(stream, make_clf):
         ForgettingScorer("f1")(clf, X, labels, months=months)
     scorer = ForgettingScorer(make_scorer(f1_score, pos_label="malware"))
     assert 0 <= scorer(clf, X, labels, months=months) <= 1
+
+
+def test_callbacks_set_between_months_apply_at_the_next_month(stream, make_clf):
+    """set_params(callbacks=...) on a trained model replaces callbacks_; state stays."""
+    X, y, months = stream
+    m0, m1, m2 = months_of(months, 0, 1, 2)
+    first, second = [], []
+    clf = make_clf(regularizer=EWC(lam=1.0), callbacks=[("count", _CountBatches(first))])
+    clf.partial_fit(X[m0], y[m0], classes=[0, 1])
+    n_first, anchor = len(first), clf.regularizer_.penalty_center_.clone()
+    optimizer = clf.optimizer_
+    clf.set_params(callbacks=[("count", _CountBatches(second))])
+    assert dict(clf.callbacks_)["count"].calls is second
+    clf.partial_fit(X[m1], y[m1])
+    assert len(first) == n_first and len(second) > 0  # the new callback ran, the old did not
+    # the module, optimizer (with its state) and strategy state were kept
+    assert clf.optimizer_ is optimizer and clf.optimizer_.state
+    assert not torch.equal(clf.regularizer_.penalty_center_, anchor)
+    assert clf.n_months_seen_ == 2 and clf.regularizer_.n_consolidations_ == 2
+    # dropping them drops the callback; skorch's own defaults stay
+    clf.set_params(callbacks=None).partial_fit(X[m2], y[m2])
+    assert "count" not in dict(clf.callbacks_) and "print_log" in dict(clf.callbacks_)
+    assert clf.n_months_seen_ == 3
+    # a callback that cannot initialize leaves the old list and callbacks_
+    callbacks_ = clf.callbacks_
+    with pytest.raises(ValueError, match="bad callback"):
+        clf.set_params(callbacks=[("bad", _FailsToInitialize())])
+    assert clf.callbacks is None and clf.callbacks_ is callbacks_
+
+
+class _FailsToInitialize(Callback):
+    def initialize(self):
+        raise ValueError("bad callback")

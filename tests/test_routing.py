@@ -10,7 +10,7 @@ import pytest
 import sklearn
 import torch
 from sklearn.base import BaseEstimator, clone
-from sklearn.model_selection import GridSearchCV, KFold, cross_validate
+from sklearn.model_selection import GridSearchCV, GroupKFold, KFold, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -18,6 +18,7 @@ from skcl import (
     EWC,
     L2,
     ContinualClassifier,
+    DiverseRehearsalBuffer,
     ForgettingScorer,
     MonthlyKFold,
     RehearsalBuffer,
@@ -45,6 +46,18 @@ class SpyScorer(ForgettingScorer):
         return super().__call__(estimator, X, y, months=months)
 
 
+BUFFER_CALLS = []
+
+
+class SpyBuffer(DiverseRehearsalBuffer):
+    """Records the row indices (first feature) and groups of every month it keeps."""
+
+    def partial_fit(self, X, y, month=None, extra=None, groups=None, embedding=None):
+        BUFFER_CALLS.append((_row_index(X), None if groups is None else np.asarray(groups)))
+        return super().partial_fit(X, y, month=month, extra=extra, groups=groups,
+                                   embedding=embedding)
+
+
 def _row_index(X):
     return np.rint(np.asarray(X)[:, 0] * 1000).astype(int)
 
@@ -53,6 +66,7 @@ def _row_index(X):
 def fresh_records():
     FIT_CALLS.clear()
     SCORE_CALLS.clear()
+    BUFFER_CALLS.clear()
 
 
 @pytest.fixture(scope="module")
@@ -292,3 +306,37 @@ def test_grid_over_the_real_strategies(data, regularizer):
     best = search.best_estimator_
     assert best.regularizer_.lam == search.best_params_["regularizer__lam"]
     assert best.rehearsal_.replay_ratio == search.best_params_["rehearsal__replay_ratio"]
+
+
+def test_grid_search_routes_each_fold_its_groups_to_the_buffer(data):
+    X, y, months = data
+    families = np.array(["a", "b", "c"])[np.arange(len(y)) % 3]
+    cv = MonthlyKFold(n_splits=3, shuffle=True, random_state=0)
+    splits = list(cv.split(X, y, months=months))
+    with sklearn.config_context(enable_metadata_routing=True):
+        clf = ContinualClassifier(
+            module__hidden_units=(8,), max_epochs=1, batch_size=64, random_state=0,
+            rehearsal=SpyBuffer(capacity=30, outlier_share=0.0)).set_fit_request(groups=True)
+        # the splitter reads the months; the families are the estimator's alone
+        search = GridSearchCV(clf, {"lr": [1e-2]}, cv=cv.set_split_request(groups=False),
+                              scoring="accuracy", error_score="raise")
+        search.fit(X, y, months=months, groups=families)
+    # one buffer call per month of each fold's train rows, then of the refit
+    expected = [train[months[train] == month] for train, _ in splits
+                for month in np.unique(months[train])]
+    expected += [np.flatnonzero(months == month) for month in np.unique(months)]
+    assert len(BUFFER_CALLS) == len(expected)
+    for (rows, groups), wanted in zip(BUFFER_CALLS, expected):
+        np.testing.assert_array_equal(rows, wanted)
+        np.testing.assert_array_equal(groups, families[rows])
+    assert sorted(search.best_estimator_.rehearsal_.group_codes_) == ["a", "b", "c"]
+
+
+def test_groups_are_not_routed_to_fit_unless_requested(data):
+    X, y, months = data
+    with sklearn.config_context(enable_metadata_routing=True):
+        # groups meant for the splitter never reach a model that cannot use them
+        search = GridSearchCV(_clf(), {"lr": [1e-2]}, cv=GroupKFold(2), scoring="accuracy",
+                              error_score="raise")
+        search.fit(X, y, months=months, groups=months % 2)
+    assert len(FIT_CALLS) == 3 and search.best_estimator_.rehearsal is None
