@@ -736,3 +736,14 @@ def test_main_stays_a_thin_entry_point():
                                      ast.IfExp, ast.comprehension))
                    for node in ast.walk(tree))
     assert branches <= 2
+
+
+def test_combinations_tune_the_replay_ratio_with_the_regularizer():
+    registry = strategies()
+    combinations = [name for name in registry if name.startswith("rehearsal+")]
+    assert combinations
+    for name in combinations:
+        grid = registry[name].grid
+        assert grid["rehearsal__replay_ratio"] == registry["rehearsal-fixed"].grid[
+            "rehearsal__replay_ratio"]
+        assert list(grid)[0] == "regularizer__lam", name  # --quick keeps lam

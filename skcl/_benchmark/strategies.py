@@ -76,6 +76,7 @@ ONLINE_GAMMA = 0.9         # forget a tenth of the past importance per month
 # Tuning grids: decades around each default (the default is always a candidate,
 # so tuning can only keep it or find better on the training parts).
 _LAM_DECADES = (1.0, 10.0, 100.0, 1000.0)
+_REPLAY_RATIOS = (0.25, 0.5, 0.75)
 _GRIDS = {
     "l2": {"regularizer__lam": (0.1, 1.0, 10.0, 100.0)},
     "ewc-empirical": {"regularizer__lam": _LAM_DECADES},
@@ -373,7 +374,10 @@ def strategies():
             f"rehearsal+{name}", "rehearsal + regularizer", f"rehearsal-fixed and {text}",
             lambda c, b=build_regularizer: _classifier(
                 c, regularizer=b(c), rehearsal=_buffer(c, "fixed")),
-            grid=_GRIDS.get(name, {}), spend=_REGULARIZER_SPEND[name])
+            # fair tuning: the replay ratio together with the regularizer's lam, as
+            # rehearsal-fixed alone tunes its ratio (lam first: --quick's one knob)
+            grid={**_GRIDS.get(name, {}), "rehearsal__replay_ratio": _REPLAY_RATIOS},
+            spend=_REGULARIZER_SPEND[name])
     for name, (build_regularizer, text, grid) in _METHODS.items():
         registry[name] = Strategy(
             name, "other methods", text,
