@@ -29,6 +29,7 @@ from skorch.net import NeuralNet
 from . import _persistence
 from ._batching import DeviceBatchIterator
 from ._compiled_step import compiled_train_step
+from ._cost import counting_month, optimizer_step, start_counters
 from ._cumulative import HISTORY_UPDATES, epoch_history_rows
 from ._distributed import (
     agree_month_end,
@@ -307,9 +308,21 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
     n_samples_seen_ : int
         Number of new rows trained on, summed over months.
     n_samples_processed_ : int
-        Training rows processed, summed over every epoch of every month
-        (replayed rows and retraining's re-visits included): the training cost
-        measure that strategies are compared by.
+        Rows of the optimizer's batches, summed over every epoch of every
+        month (replayed rows and retraining's re-visits included).
+    n_train_rows_ : int
+        Rows through forward and backward while training, the cost measure
+        that strategies are compared by: ``n_samples_processed_`` plus the
+        rows the strategy runs through the network with gradients (DER++'s
+        and A-GEM's memory rows, the rows of an importance estimate such as
+        EWC's Fisher). See :ref:`cost`.
+    n_forward_rows_ : int
+        Rows through a forward pass only while training: LwF's teacher,
+        logits recorded for DER++, a validation split. Not in
+        ``n_train_rows_``.
+    train_seconds_ : float
+        Wall time spent in ``fit`` / ``partial_fit`` training months,
+        summed.
     module_, optimizer_, criterion_, history_
         skorch's fitted components. ``history_`` keeps one row per epoch of
         every month, but per-batch records only for the latest month, so it
@@ -524,8 +537,9 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         # under "grow" the classes arrive with their months, as partial_fit's would
         classes = np.unique(y) if self.new_classes == "error" and not continuing else None
         for month, rows in stream_months(months, len(y)):
-            self._fit_month(X[rows], y[rows], classes, month, fit_params,
-                            groups=None if groups is None else groups[rows])
+            with counting_month(self):
+                self._fit_month(X[rows], y[rows], classes, month, fit_params,
+                                groups=None if groups is None else groups[rows])
         return self
 
     @atomic
@@ -577,7 +591,8 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         month = check_month_label(month)
         X, y = self._validate_month(X, y, reset=not self._stream_started())
         groups = check_groups(self, groups, len(y))
-        self._fit_month(X, y, classes, month, fit_params, groups=groups)
+        with counting_month(self):
+            self._fit_month(X, y, classes, month, fit_params, groups=groups)
         return self
 
     # ==================================================================
@@ -755,6 +770,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         self.n_months_seen_ = 0
         self.n_samples_seen_ = 0
         self.n_samples_processed_ = 0
+        start_counters(self)
         self.snapshots_ = []
         self.regularizer_ = None
         self.rehearsal_ = None
@@ -1067,11 +1083,12 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             included) and the module's output.
         """
         next_scheduled_lr(self)
-        if self.step == "compiled":
-            step = compiled_train_step(self, batch, fit_params, base=ContinualClassifier)
-            if step is not None:
-                return step
-        return super().train_step(batch, **fit_params)
+        with optimizer_step(self):  # its rows are counted from the history
+            if self.step == "compiled":
+                step = compiled_train_step(self, batch, fit_params, base=ContinualClassifier)
+                if step is not None:
+                    return step
+            return super().train_step(batch, **fit_params)
 
     def train_step_single(self, batch, **fit_params):
         """Compute the prediction, loss and gradients of one training batch.

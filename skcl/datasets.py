@@ -8,7 +8,7 @@ from sklearn.utils import check_random_state
 
 from ._sparse import check_sparse_structure
 
-__all__ = ["load_sparse_stream", "make_drifting_stream"]
+__all__ = ["load_sparse_stream", "make_detection_stream", "make_drifting_stream"]
 
 
 def make_drifting_stream(
@@ -171,6 +171,194 @@ def _family_activity(n_months, n_families):
             activity[comeback, family] = max(activity[comeback, family], 0.5)
     empty = activity.sum(axis=1) == 0
     activity[empty, n_families - 1] = 1.0
+    return activity
+
+
+def make_detection_stream(
+    n_months=12,
+    n_samples_per_month=1000,
+    n_features=20,
+    *,
+    n_families=8,
+    positive_fraction=0.05,
+    family_strength=2.5,
+    shift_month=None,
+    shift_strength=2.0,
+    size_spread=0.6,
+    noise=1.0,
+    random_state=None,
+):
+    """Generate a stream shaped like a detector's production data.
+
+    Where :func:`make_drifting_stream` is balanced and regular, this stream
+    has what users' malware-detection data has:
+
+    * **Few positives**: ``positive_fraction`` of each month (5% by default,
+      at least 4 rows), so accuracy is dominated by the benign rows and
+      ``roc_auc`` or ``balanced_accuracy`` tell more.
+    * **Families that appear, fade and come back.** Each of ``n_families``
+      families has a signature (a shift of ``family_strength`` on three
+      features drawn at random, possibly shared with other families). The
+      first family is born at month 0, the others at random months of the
+      first two thirds of the stream; each lives a few months at full weight,
+      fades over two (weights 0.5 and 0.2), and every second family comes
+      back for one or two months at weight 0.6 after a gap of two to four
+      months. A month's positives are drawn from the active families,
+      weighted.
+    * **One sudden shift** at ``shift_month``: from that month on, benign
+      rows move by ``shift_strength`` on four features drawn at random (a new
+      platform, a new version of the feature extractor), and the columns of
+      two pairs of features are swapped for every row (a re-ordered
+      extractor output), so models trained before it lose accuracy there at
+      once.
+    * **Months of unequal size**: each month's row count is
+      ``n_samples_per_month`` times a factor drawn uniformly in
+      ``[1 - size_spread, 1 + size_spread]``.
+    * Benign rows come from three kinds of software (clusters), mixed in
+      proportions that drift slowly.
+
+    Parameters
+    ----------
+    n_months : int, default=12
+        Number of months; at least 2.
+    n_samples_per_month : int, default=1000
+        Mean rows per month; at least 20.
+    n_features : int, default=20
+        Number of features; at least 8.
+    n_families : int, default=8
+        Number of malware families.
+    positive_fraction : float, default=0.05
+        Share of malicious rows in each month, in (0, 0.5].
+    family_strength : float, default=2.5
+        Size of each family's signature shift (in noise standard deviations).
+    shift_month : int or None, default=None
+        Month of the sudden shift, in ``1 .. n_months - 1``; ``None`` is two
+        thirds into the stream (month 8 of 12).
+    shift_strength : float, default=2.0
+        Size of the benign rows' move at the shift.
+    size_spread : float, default=0.6
+        Months' sizes vary by up to this fraction of ``n_samples_per_month``,
+        in [0, 0.9].
+    noise : float, default=1.0
+        Standard deviation of the Gaussian noise.
+    random_state : int, RandomState instance or None, default=None
+        Seed for reproducible streams.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features), float32
+        Features.
+    y : ndarray of shape (n_samples,), int64
+        1 for malicious, 0 for benign.
+    months : ndarray of shape (n_samples,), int64
+        Month index of each row, ``0 .. n_months - 1``, in order.
+
+    See Also
+    --------
+    make_drifting_stream : The balanced, regular stream.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcl.datasets import make_detection_stream
+    >>> X, y, months = make_detection_stream(n_months=6, n_samples_per_month=400,
+    ...                                      random_state=0)
+    >>> X.shape[1], round(float(y.mean()), 2)
+    (20, 0.05)
+    >>> sizes = np.bincount(months)
+    >>> bool(sizes.max() > 1.3 * sizes.min())
+    True
+    """
+    for name, value, low in (("n_months", n_months, 2),
+                             ("n_samples_per_month", n_samples_per_month, 20),
+                             ("n_features", n_features, 8),
+                             ("n_families", n_families, 1)):
+        if not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    if not 0 < positive_fraction <= 0.5:
+        raise ValueError(
+            f"positive_fraction must be in (0, 0.5], got {positive_fraction!r}; "
+            "e.g. 0.05 for 5% malicious rows"
+        )
+    if not 0 <= size_spread <= 0.9:
+        raise ValueError(f"size_spread must be in [0, 0.9], got {size_spread!r}")
+    if shift_month is None:
+        shift_month = max(1, int(round(2 * n_months / 3)))
+    if not (isinstance(shift_month, (int, np.integer)) and 1 <= shift_month < n_months):
+        raise ValueError(
+            f"shift_month must be an int in 1 .. n_months - 1 = {n_months - 1}, got "
+            f"{shift_month!r}"
+        )
+    rng = check_random_state(random_state)
+
+    signatures = np.zeros((n_families, n_features))
+    for family in range(n_families):
+        columns = rng.choice(n_features, size=3, replace=False)
+        signatures[family, columns] = family_strength * rng.choice([-1.0, 1.0], size=3)
+    activity = _detection_activity(n_months, n_families, rng)
+    benign_centers = rng.normal(0.0, 0.7, (3, n_features))
+    benign_mix_start, benign_mix_end = rng.dirichlet(np.ones(3) * 4, size=2)
+    shift_columns = rng.choice(n_features, size=8, replace=False)
+    benign_jump = np.zeros(n_features)
+    benign_jump[shift_columns[:4]] = shift_strength * rng.choice([-1.0, 1.0], size=4)
+    swapped = np.arange(n_features)
+    for a, b in shift_columns[4:].reshape(2, 2):
+        swapped[[a, b]] = swapped[[b, a]]
+    sizes = np.round(n_samples_per_month
+                     * rng.uniform(1 - size_spread, 1 + size_spread, n_months)).astype(int)
+    sizes = np.maximum(sizes, 20)
+
+    X_parts, y_parts, month_parts = [], [], []
+    for month, size in enumerate(sizes):
+        n_pos = max(4, int(round(positive_fraction * size)))
+        n_neg = size - n_pos
+        progress = month / max(n_months - 1, 1)
+        mix = (1 - progress) * benign_mix_start + progress * benign_mix_end
+        kinds = rng.choice(3, size=n_neg, p=mix / mix.sum())
+        benign = rng.normal(0.0, noise, (n_neg, n_features)) + benign_centers[kinds]
+        weights = activity[month] / activity[month].sum()
+        families = rng.choice(n_families, size=n_pos, p=weights)
+        malicious = rng.normal(0.0, noise, (n_pos, n_features)) + signatures[families]
+        if month >= shift_month:
+            benign = benign + benign_jump
+        X_month = np.vstack([benign, malicious])
+        if month >= shift_month:
+            X_month = X_month[:, swapped]
+        y_month = np.r_[np.zeros(n_neg, dtype=np.int64), np.ones(n_pos, dtype=np.int64)]
+        order = rng.permutation(size)
+        X_parts.append(X_month[order])
+        y_parts.append(y_month[order])
+        month_parts.append(np.full(size, month, dtype=np.int64))
+    return (np.vstack(X_parts).astype(np.float32), np.concatenate(y_parts),
+            np.concatenate(month_parts))
+
+
+def _detection_activity(n_months, n_families, rng):
+    """Return ``(n_months, n_families)`` family weights: birth, life, fade, comeback.
+
+    Family 0 is born at month 0, the others at random months of the first two
+    thirds; each lives 2 to ``n_months // 3`` months at weight 1, fades over
+    two months (0.5, 0.2), and every second family comes back at weight 0.6
+    for one or two months, two to four months after it faded. A month with no
+    active family takes the most recently born one.
+    """
+    activity = np.zeros((n_months, n_families))
+    births = np.r_[0, rng.randint(0, max(1, 2 * n_months // 3), n_families - 1)]
+    for family, birth in enumerate(births):
+        life = int(rng.randint(2, max(3, n_months // 3) + 1))
+        death = birth + life
+        activity[birth:death, family] = 1.0
+        for step, weight in enumerate((0.5, 0.2)):
+            if death + step < n_months:
+                activity[death + step, family] = weight
+        if family % 2 == 1:
+            comeback = death + 2 + int(rng.randint(2, 5))
+            length = int(rng.randint(1, 3))
+            activity[comeback:comeback + length, family] = np.maximum(
+                activity[comeback:comeback + length, family], 0.6)
+    for month in np.flatnonzero(activity.sum(axis=1) == 0):
+        born = np.flatnonzero(births <= month)
+        activity[month, born[np.argmax(births[born])]] = 1.0
     return activity
 
 

@@ -21,7 +21,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
 from ._class_incremental import CLASS_SUMMARY_KEYS, ClassIncrementalTracker, class_summary
-from .scoring import get_metric_scorer
+from .scoring import get_metric_scorer, next_month_score
 from .utils._arrays import n_rows, plain, plain_list
 from .utils._months import check_months
 from .utils._months import month_labels as labels_as_given
@@ -32,14 +32,15 @@ __all__ = ["StreamEvaluation", "evaluate_stream"]
 #: Columns of :attr:`StreamEvaluation.records`, in order.
 RECORD_COLUMNS = (
     "strategy", "n_months_trained", "train_month", "eval_month", "metric", "score",
-    "samples_processed", "fit_seconds",
+    "samples_processed", "train_rows", "forward_rows", "fit_seconds",
 )
 
 #: Columns of :attr:`StreamEvaluation.summary`, in order.
 SUMMARY_COLUMNS = (
     "strategy", "mean_score", "worst_score", "worst_month", "first_month_score",
-    "first_month_forgetting", "last_month_score", "gap_to_reference",
-    "samples_processed", "relative_cost", "fit_seconds", "relative_time",
+    "first_month_forgetting", "last_month_score", "next_month_score", "gap_to_reference",
+    "samples_processed", "train_rows", "forward_rows", "relative_cost", "fit_seconds",
+    "relative_time",
 )
 
 
@@ -77,9 +78,19 @@ def evaluate_stream(
     it is the sum over those; for any other estimator, each ``partial_fit``
     call is taken to be one pass over the month's rows (as scikit-learn's
     ``SGDClassifier`` does).
-    Forward passes that do not train (predictions, scoring, the Fisher
-    estimation of EWC-type regularizers) are not counted; ``fit_seconds``,
-    the wall time spent inside ``partial_fit``, includes them.
+    Forward passes that do not train (predictions, scoring) are not counted;
+    ``fit_seconds``, the wall time spent inside ``partial_fit``, includes them.
+
+    **Train rows**, the cost that strategies are compared by
+    (``relative_cost``), are the rows through forward *and* backward: the
+    samples processed plus the rows a strategy runs through the network with
+    gradients besides its optimizer's batches (DER++'s and A-GEM's memory
+    rows, the rows of EWC's or MAS's importance estimate): a
+    :class:`~skcl.ContinualClassifier`'s ``n_train_rows_``, summed over
+    ``estimators_`` members, and the samples processed for other
+    estimators. **Forward rows** (``forward_rows``) count the forward-only
+    passes of training, such as LwF's teacher (``n_forward_rows_``; 0 for
+    other estimators). See :ref:`cost`.
 
     Parameters
     ----------
@@ -209,12 +220,16 @@ def evaluate_stream(
                 rows_passed += len(train_rows)
                 samples = counter.update(estimator)
                 samples = rows_passed if samples is None else samples
+                train_rows = _counted(estimator, "n_train_rows_")
+                forward_rows = _counted(estimator, "n_forward_rows_")
                 for eval_month, (_, test_rows) in zip(month_labels, splits):
                     score = float(scorer(estimator, _take(X, test_rows), y[test_rows]))
                     records.append({
                         "strategy": name, "n_months_trained": step, "train_month": month,
                         "eval_month": eval_month, "metric": metric_name,
                         "score": score, "samples_processed": int(samples),
+                        "train_rows": int(samples if train_rows is None else train_rows),
+                        "forward_rows": int(forward_rows or 0),
                         "fit_seconds": fit_seconds,
                     })
                 if tracker is not None:
@@ -271,7 +286,9 @@ class StreamEvaluation:
         trained on); ``eval_month`` (the month whose test part was scored);
         ``metric``; ``score``; ``samples_processed`` (cumulative training rows
         up to and including ``train_month``, every epoch and replayed row
-        counted, see :func:`~skcl.evaluate_stream`); ``fit_seconds`` (cumulative wall
+        counted, see :func:`~skcl.evaluate_stream`); ``train_rows`` and
+        ``forward_rows`` (cumulative rows through forward+backward and through
+        a forward only, see :func:`~skcl.evaluate_stream`); ``fit_seconds`` (cumulative wall
         time inside ``partial_fit``).
     summary : list of dict
         One dict per strategy, in the order given, describing the model after
@@ -280,9 +297,13 @@ class StreamEvaluation:
         ``worst_month``; ``first_month_score`` (the first month, after the
         last); ``first_month_forgetting`` (first-month score right after
         training on it, minus ``first_month_score``); ``last_month_score`` (the
-        newest month); ``gap_to_reference`` (``mean_score`` minus the
-        reference's, negative when worse); ``samples_processed`` (total);
-        ``relative_cost`` (``samples_processed`` over the reference's);
+        newest month); ``next_month_score`` (the deployed model's score: the
+        model after each month ``t`` on month ``t + 1``'s test part, averaged
+        over ``t``, see :func:`~skcl.scoring.next_month_score`; ``None`` for a
+        one-month stream); ``gap_to_reference`` (``mean_score`` minus the
+        reference's, negative when worse); ``samples_processed``,
+        ``train_rows`` and ``forward_rows`` (totals); ``relative_cost``
+        (``train_rows`` over the reference's);
         ``fit_seconds`` (total) and ``relative_time`` (over the reference's).
         Relative columns are ``None`` without a reference. A class-incremental
         evaluation adds ``average_incremental_accuracy`` (mean of
@@ -418,9 +439,9 @@ class StreamEvaluation:
         -------
         table : str
             A header, one line per strategy (mean, worst and first-month
-            scores, forgetting, last-month score, gap to the reference,
-            samples processed, relative cost, seconds), and a note naming the
-            metric and the reference.
+            scores, forgetting, last-month and next-month scores, gap to the
+            reference, rows through forward+backward, relative cost, seconds),
+            and a note naming the metric and the reference.
         """
         if sort_by not in SUMMARY_COLUMNS or sort_by in ("strategy", "worst_month"):
             raise ValueError(
@@ -429,15 +450,16 @@ class StreamEvaluation:
             )
         rows = sorted(self.summary, key=lambda row: _sort_key(row[sort_by]), reverse=True)
         header = ["strategy", "mean", "worst (month)", "first month", "forgot",
-                  "last month", "gap", "samples", "cost", "seconds"]
+                  "last month", "next month", "gap", "train rows", "cost", "seconds"]
         lines = [header]
         for row in rows:
             lines.append([
                 row["strategy"], f"{row['mean_score']:.4f}",
                 f"{row['worst_score']:.4f} ({row['worst_month']})",
                 f"{row['first_month_score']:.4f}", f"{row['first_month_forgetting']:+.4f}",
-                f"{row['last_month_score']:.4f}", _signed(row["gap_to_reference"]),
-                f"{row['samples_processed']:,}", _ratio(row["relative_cost"]),
+                f"{row['last_month_score']:.4f}", _score(row["next_month_score"]),
+                _signed(row["gap_to_reference"]),
+                f"{row['train_rows']:,}", _ratio(row["relative_cost"]),
                 f"{row['fit_seconds']:.1f}",
             ])
         text = text_table(lines)
@@ -445,7 +467,7 @@ class StreamEvaluation:
                 "test part")
         if self.reference is not None:
             note += (f"; gap and cost relative to {self.reference!r} "
-                     "(cost = samples processed / reference's)")
+                     "(cost = rows through forward+backward / reference's)")
         return "\n".join(text + [note])
 
     def _summarize(self):
@@ -466,8 +488,14 @@ class StreamEvaluation:
                 "first_month_score": float(final[0]),
                 "first_month_forgetting": float(scores[0, 0] - final[0]),
                 "last_month_score": float(final[-1]),
+                "next_month_score": (_next_month(scores) if len(self.months) > 1
+                                     else None),
                 "gap_to_reference": None,
                 "samples_processed": int(last_rows[0]["samples_processed"]),
+                # records written before these columns existed: the optimizer's rows
+                "train_rows": int(last_rows[0].get("train_rows",
+                                                   last_rows[0]["samples_processed"])),
+                "forward_rows": int(last_rows[0].get("forward_rows", 0)),
                 "relative_cost": None,
                 "fit_seconds": float(last_rows[0]["fit_seconds"]),
                 "relative_time": None,
@@ -481,8 +509,8 @@ class StreamEvaluation:
         if by_reference is not None:
             for row in summary:
                 row["gap_to_reference"] = row["mean_score"] - by_reference["mean_score"]
-                row["relative_cost"] = _divide(row["samples_processed"],
-                                               by_reference["samples_processed"])
+                row["relative_cost"] = _divide(row["train_rows"],
+                                               by_reference["train_rows"])
                 row["relative_time"] = _divide(row["fit_seconds"],
                                                by_reference["fit_seconds"])
         return summary
@@ -614,6 +642,18 @@ class _SampleCounter:
                 yield from self._nets(member, path + (index,))
 
 
+def _counted(estimator, name):
+    """A ContinualClassifier's cost counter ``name``, or summed over members; else None."""
+    if hasattr(estimator, name):
+        return int(getattr(estimator, name))
+    members = getattr(estimator, "estimators_", None)
+    if isinstance(members, (list, tuple)) and members:
+        counts = [_counted(member, name) for member in members]
+        if all(count is not None for count in counts):
+            return sum(counts)
+    return None
+
+
 def _samples_processed(estimator):
     """``n_samples_processed_`` of a ContinualClassifier, or summed over members."""
     if hasattr(estimator, "n_samples_processed_"):
@@ -651,6 +691,18 @@ def _divide(numerator, denominator):
 
 def _sort_key(value):
     return -math.inf if value is None or value != value else value
+
+
+def _next_month(scores):
+    """The deployed model's score, or None where no next month has a score."""
+    try:
+        return next_month_score(scores)
+    except ValueError:
+        return None
+
+
+def _score(value):
+    return "" if value is None else f"{value:.4f}"
 
 
 def _signed(value):

@@ -60,11 +60,12 @@ __all__ = [
     "forgetting",
     "forward_transfer",
     "negative_flip_rate",
+    "next_month_score",
     "per_month_scores",
 ]
 
 _MONTH_AGGREGATES = ("mean", "min", "last", "past", "seen", "future")
-_SNAPSHOT_AGGREGATES = ("neg_forgetting", "bwt", "fwt", "neg_flip_rate")
+_SNAPSHOT_AGGREGATES = ("neg_forgetting", "bwt", "fwt", "neg_flip_rate", "next_month")
 
 
 class ForgettingScorer(BaseEstimator):
@@ -108,6 +109,10 @@ class ForgettingScorer(BaseEstimator):
         - ``"bwt"``: :func:`~skcl.scoring.backward_transfer`.
         - ``"fwt"``: :func:`~skcl.scoring.forward_transfer`, against an
           untrained copy of the network (see ``random_state``).
+        - ``"next_month"``: the deployed model's score,
+          :func:`~skcl.scoring.next_month_score`: the model kept after each
+          training month scored on the first test month after it (the month
+          it would have served), averaged over those training months.
         - ``"neg_flip_rate"``: minus the mean
           :func:`~skcl.scoring.negative_flip_rate` of
           consecutive monthly models over all test rows (uses predictions,
@@ -319,6 +324,8 @@ class ForgettingScorer(BaseEstimator):
         caller = f"aggregate={self.aggregate!r}"
         trained = np.asarray(_check_snapshots(estimator, caller).months_)
         matrix, labels = _accuracy_matrix(scorer, estimator, X, y, months, caller)
+        if self.aggregate == "next_month":
+            return _next_month_from(matrix, trained, labels, caller)
         missing = np.setdiff1d(trained, labels)
         if len(missing):
             raise ValueError(
@@ -472,6 +479,70 @@ def average_accuracy(R):
     R = _check_matrix(R, "average_accuracy", square=False)
     columns = _defined_columns(R, range(R.shape[1]), "average_accuracy")
     return float(R[-1, columns].mean())
+
+
+def next_month_score(R):
+    """Mean score of each month's model on the month after it: the deployed model's score.
+
+    ``NEXT = mean_{t < T} R[t, t + 1]``: the model trained up to month ``t``
+    is the one a detection team ships and runs during month ``t + 1``, so its
+    score on month ``t + 1``'s held-out rows is what the team lives by. It
+    rewards adapting to the newest months, where :func:`average_accuracy`
+    rewards remembering every month: judge a strategy on both.
+
+    Parameters
+    ----------
+    R : array-like of shape (n_months, n_months)
+        Square accuracy matrix, training months by test months in the same
+        order, as :func:`accuracy_matrix` returns for a test set holding
+        every training month.
+
+    Returns
+    -------
+    next_month_score : float
+        The mean of ``R[t, t + 1]`` over ``t = 0 .. T - 1`` where it is
+        defined (not NaN); greater is better.
+
+    See Also
+    --------
+    average_accuracy : The final model on every month.
+    forward_transfer : Score on each month before training on it, against a
+        baseline.
+    ForgettingScorer : ``aggregate="next_month"`` computes it from a model
+        kept with ``keep_snapshots=True``.
+
+    Examples
+    --------
+    >>> from skcl.scoring import next_month_score
+    >>> next_month_score([[0.9, 0.5, 0.5],
+    ...                   [0.8, 0.9, 0.75],
+    ...                   [0.7, 0.8, 0.9]])
+    0.625
+    """
+    R = _check_matrix(R, "next_month_score", square=True)
+    months = np.arange(R.shape[0])
+    return _next_month_from(R, months, months, "next_month_score")
+
+
+def _next_month_from(R, trained, labels, caller):
+    """Mean of ``R[i, j(i)]``, ``j(i)`` the first test month after training month ``i``."""
+    try:
+        following = np.searchsorted(labels, trained, side="right")
+    except TypeError as exc:
+        raise ValueError(
+            f"{caller}: test months {as_list(labels)!r} cannot be compared with the "
+            f"training months {as_list(trained)!r} ({exc}); use one label type"
+        ) from exc
+    scores = [R[i, j] for i, j in enumerate(following) if j < R.shape[1]]
+    scores = [score for score in scores if not np.isnan(score)]
+    if not scores:
+        raise ValueError(
+            f"{caller} scores each month's model on the month after it, but no test "
+            f"month {as_list(labels)!r} follows a training month {as_list(trained)!r} "
+            "with a defined score; test on at least two consecutive months "
+            "(MonthlyKFold's test folds hold every month)"
+        )
+    return float(np.mean(scores))
 
 
 def forgetting(R):

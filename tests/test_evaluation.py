@@ -296,3 +296,22 @@ def test_unsortable_months():
     months = np.array([1, "a"] * (len(y) // 2), dtype=object)
     with pytest.raises(ValueError, match="month labels cannot be sorted"):
         evaluate_stream({"a": LastMajority()}, X, y, months)
+
+
+def test_next_month_score_by_hand():
+    # test parts (test_size=0.5, stratified): month 0 holds 3 zeros and 1 one,
+    # month 1 1 zero and 3 ones, month 2 2 and 2. LastMajority predicts 0 after
+    # month 0 (6 zeros, 2 ones), 1 after month 1, 0 after month 2 (a tie).
+    y = np.r_[[0] * 6 + [1] * 2, [0] * 2 + [1] * 6, [0] * 4 + [1] * 4]
+    months = np.repeat([0, 1, 2], 8)
+    X = np.zeros((len(y), 1))
+    result = evaluate_stream({"last": LastMajority()}, X, y, months, test_size=0.5,
+                             random_state=0)
+    row = result.summary[0]
+    # after month 0 on month 1: 1/4; after month 1 on month 2: 2/4
+    assert row["next_month_score"] == pytest.approx((0.25 + 0.5) / 2)
+    assert row["mean_score"] == pytest.approx((0.75 + 0.25 + 0.5) / 3)
+    assert "next month" in result.format_summary()
+    one_month = evaluate_stream({"last": LastMajority()}, X[:8], y[:8], months[:8],
+                                test_size=0.5, random_state=0)
+    assert one_month.summary[0]["next_month_score"] is None

@@ -22,6 +22,7 @@ from skcl.scoring import (
     forgetting,
     forward_transfer,
     negative_flip_rate,
+    next_month_score,
     per_month_scores,
 )
 from skcl.utils._sklearn_compat import InvalidParameterError
@@ -336,3 +337,34 @@ def test_dataframe_inputs(known):
     scores = per_month_scores(clf, frame, pd.Series(y, index=frame.index),
                               pd.Series(months, index=frame.index))
     assert scores == {0: 1.0, 1: 0.5, 2: 0.25}
+
+
+# ----------------------------------------------------------------------
+# the deployed model's score
+# ----------------------------------------------------------------------
+def test_next_month_score_is_the_superdiagonal_mean():
+    R = [[0.9, 0.5, 0.1], [0.2, 0.9, 0.75], [0.3, 0.4, 0.9]]
+    assert next_month_score(R) == pytest.approx((0.5 + 0.75) / 2)
+    # an undefined entry is left out, not averaged as 0
+    assert next_month_score([[0.9, np.nan, 0.1], [0.2, 0.9, 0.75],
+                             [0.3, 0.4, 0.9]]) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="square matrix"):
+        next_month_score([[0.9, 0.5]])
+    with pytest.raises(ValueError, match="no test month"):
+        next_month_score([[0.9, np.nan], [0.2, 0.9]])
+
+
+def test_scorer_next_month_matches_the_matrix(snapshot_run):
+    clf, X, y, months = snapshot_run
+    matrix = accuracy_matrix(clf, X, y, months)
+    expected = np.mean([matrix[t, t + 1] for t in range(3)])
+    assert ForgettingScorer(aggregate="next_month")(clf, X, y, months=months) == \
+        pytest.approx(expected)
+    # a test set of later months only (TemporalSplit): each model on the first
+    # test month after its training month; the last model on month 3
+    early, late = months <= 1, months >= 2
+    trained = clone(clf).fit(X[early], y[early], months=months[early])
+    later = accuracy_matrix(trained, X[late], y[late], months[late])  # 2 x 2
+    score = ForgettingScorer(aggregate="next_month")(trained, X[late], y[late],
+                                                     months=months[late])
+    assert score == pytest.approx(np.mean([later[0, 0], later[1, 0]]))

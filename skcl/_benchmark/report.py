@@ -1,22 +1,24 @@
 """What ``skcl-benchmark`` prints and writes: per-seed summaries, intervals, files, figure."""
 
 import csv
+import io
 import json
 import math
 
 import numpy as np
 
 from ..evaluation import RECORD_COLUMNS, StreamEvaluation
+from ..utils._files import write_atomically
 from ..utils._text import text_table
 from .findings import CONFIDENCE, interval
 from .strategies import FAMILIES
 
 #: Per-seed values summarized with an interval, in table order.
-INTERVAL_COLUMNS = ("mean_score", "gap_to_reference", "worst_score",
+INTERVAL_COLUMNS = ("mean_score", "gap_to_reference", "next_month_score", "worst_score",
                     "first_month_forgetting", "last_month_score")
 #: Per-seed costs, each also relative to the reference's at the same seed.
-COST_COLUMNS = ("samples_processed", "fit_seconds", "tune_seconds", "peak_host_mb",
-                "peak_device_mb")
+COST_COLUMNS = ("train_rows", "forward_rows", "samples_processed", "fit_seconds",
+                "tune_seconds", "peak_host_mb", "peak_device_mb")
 
 
 def seed_summaries(results, months, metric, reference):
@@ -37,8 +39,10 @@ def seed_summaries(results, months, metric, reference):
     -------
     rows : list of dict
         :attr:`~skcl.evaluation.StreamEvaluation.summary` rows with ``seed``,
-        ``tune_seconds``, ``peak_host_mb``, ``peak_device_mb`` and
-        ``negative_fraction`` added, and ``relative_<cost>`` for every cost.
+        ``base`` (registry name), ``budget`` (None when run at its own
+        settings), ``tune_seconds``, ``peak_host_mb``, ``peak_device_mb`` and
+        ``negative_fraction`` added, and ``relative_<cost>`` for every cost
+        (``relative_train_rows`` is the cost that budgets are stated in).
     """
     rows = []
     for seed in sorted({result["seed"] for result in results}):
@@ -51,7 +55,8 @@ def seed_summaries(results, months, metric, reference):
             result = extra[row["strategy"]]
             fractions = result["negative_fractions"]
             row.update(
-                seed=seed, tune_seconds=result["tune_seconds"],
+                seed=seed, base=result.get("base", row["strategy"]),
+                budget=result.get("budget"), tune_seconds=result["tune_seconds"],
                 peak_host_mb=_megabytes(result["peak_host_bytes"]),
                 peak_device_mb=_megabytes(result["peak_device_bytes"]),
                 negative_fraction=float(np.mean(fractions)) if fractions else None)
@@ -90,20 +95,27 @@ def aggregate(rows):
     Returns
     -------
     summary : list of dict
-        ``strategy``, ``n_seeds``, ``{column: {"mean", "low", "high", "n"}}``
-        for each of ``INTERVAL_COLUMNS``, and the mean over seeds of every
-        cost and ``relative_<cost>`` (None where not measured).
+        ``strategy``, ``base``, ``budget``, ``n_seeds``, ``{column: {"mean",
+        "low", "high", "n"}}`` for each of ``INTERVAL_COLUMNS`` (the
+        next-month score as ``next_month_score``), the mean over seeds of
+        every cost and ``relative_<cost>`` (None where not measured), and
+        ``cost``: the interval of ``relative_train_rows``, the cost budgets
+        are stated in.
     """
     summary = []
     for name, columns in per_seed_values(rows).items():
         seeds = [row for row in rows if row["strategy"] == name]
-        entry = {"strategy": name, "n_seeds": len(seeds)}
+        entry = {"strategy": name, "base": seeds[0].get("base", name),
+                 "budget": seeds[0].get("budget"), "n_seeds": len(seeds)}
         for column in INTERVAL_COLUMNS:
             entry[column] = (interval(columns[column]).as_dict()
                              if column in columns else None)
         for column in COST_COLUMNS:
             for key in (column, f"relative_{column}"):
                 entry[key] = float(np.mean(columns[key])) if key in columns else None
+        # the cost budgets are stated in, with its spread over seeds
+        entry["cost"] = (interval(columns["relative_train_rows"]).as_dict()
+                         if "relative_train_rows" in columns else None)
         summary.append(entry)
     return summary
 
@@ -112,14 +124,18 @@ def format_table(summary, metric, reference):
     """Return the aggregated summary as an aligned text table, best mean first."""
     rows = sorted(summary, key=lambda row: row["mean_score"]["mean"], reverse=True)
     device = any(row["peak_device_mb"] is not None for row in rows)
-    header = ["strategy", "mean", "gap", "worst", "forgot", "last", "samples",
-              "train s", "tune s", "peak MB"] + (["device MB"] if device else [])
+    header = ["strategy", "mean", "gap", "next month", "worst", "forgot", "last",
+              "train rows", "fwd rows", "train s", "tune s", "peak MB"] + (
+                  ["device MB"] if device else [])
     lines = [header]
     for row in rows:
         line = [row["strategy"], _pm(row["mean_score"]), _pm(row["gap_to_reference"], True),
+                _pm(row.get("next_month_score")),
                 _pm(row["worst_score"]), _pm(row["first_month_forgetting"], True),
                 _pm(row["last_month_score"]),
-                _cost(row, "samples_processed", "{:,.0f}"), _cost(row, "fit_seconds", "{:.1f}"),
+                _cost(row, "train_rows", "{:,.0f}"),
+                _cost(row, "forward_rows", "{:,.0f}", relative=False),
+                _cost(row, "fit_seconds", "{:.1f}"),
                 _cost(row, "tune_seconds", "{:.1f}", relative=False),
                 _cost(row, "peak_host_mb", "{:.0f}")]
         if device:
@@ -127,27 +143,30 @@ def format_table(summary, metric, reference):
         lines.append(line)
     text = text_table(lines)
     n_seeds = rows[0]["n_seeds"] if rows else 0
-    note = (f"metric: {metric}, final model on every month's test part; mean +- half "
-            f"the {CONFIDENCE:.0%} interval over {n_seeds} seed(s)")
+    note = (f"metric: {metric}; mean = final model on every month's test part (the past "
+            "months' mean), next month = each month's model on the following month's "
+            f"test part; +- half the {CONFIDENCE:.0%} interval over {n_seeds} seed(s)")
     if reference is not None:
-        note += (f"; gap = paired difference to {reference!r}; costs: mean over seeds "
+        note += (f"; gap = paired difference to {reference!r}; train rows = rows through "
+                 f"forward+backward, fwd rows = forward-only rows; costs: mean over seeds "
                  f"(x = relative to {reference!r}); tune s = tuning, apart from train s")
     return "\n".join(text + [note])
 
 
 def write_results_csv(path, results):
-    """Write every seed's records to ``path``, a ``seed`` column first."""
-    with open(path, "w", newline="", encoding="utf-8") as stream:
-        writer = csv.DictWriter(stream, fieldnames=("seed",) + RECORD_COLUMNS)
-        writer.writeheader()
-        for result in results:
-            writer.writerows({"seed": result["seed"], **row} for row in result["records"])
+    """Write every seed's records to ``path``, a ``seed`` column first (atomically)."""
+    stream = io.StringIO(newline="")
+    writer = csv.DictWriter(stream, fieldnames=("seed",) + RECORD_COLUMNS)
+    writer.writeheader()
+    for result in results:
+        writer.writerows({"seed": result["seed"], **row} for row in result["records"])
+    write_atomically(path, stream.getvalue().encode("utf-8"))
 
 
 def write_json(path, payload):
-    """Write ``payload`` as indented JSON (NaN written as null)."""
-    path.write_text(json.dumps(_json_safe(payload), indent=2, default=str) + "\n",
-                    encoding="utf-8")
+    """Write ``payload`` as indented JSON (NaN written as null), atomically."""
+    text = json.dumps(_json_safe(payload), indent=2, default=str) + "\n"
+    write_atomically(path, text.encode("utf-8"))
 
 
 def tuning_lines(results):
@@ -181,7 +200,7 @@ def final_curves(results, months):
     return curves
 
 
-def plot_forgetting(curves, families, months, metric, path):
+def plot_forgetting(curves, families, months, metric, path, next_month=None):
     """Draw each strategy's final per-month score, one panel per family, to ``path``.
 
     Lines are means over seeds, bands the range over seeds (the seed spread;
@@ -201,6 +220,9 @@ def plot_forgetting(curves, families, months, metric, path):
         The y-axis label.
     path : str or path-like
         Where to write the PNG.
+    next_month : dict or None, default=None
+        Strategy name to its next-month score (mean over seeds), shown in the
+        legend beside each name.
 
     Returns
     -------
@@ -209,6 +231,7 @@ def plot_forgetting(curves, families, months, metric, path):
     """
     from matplotlib.figure import Figure
 
+    next_month = next_month or {}
     names = list(curves)
     panels = [family for family in FAMILIES if any(families[n] == family for n in names)]
     n_cols = min(3, len(panels))
@@ -222,8 +245,10 @@ def plot_forgetting(curves, families, months, metric, path):
 
     def draw(ax, name, color, width, **style):
         mean, low, high = curves[name]
+        label = name if next_month.get(name) is None else (
+            f"{name} (next month {next_month[name]:.3f})")
         ax.plot(positions, mean, color=color, linewidth=width, marker="o", markersize=3,
-                label=name, **style)
+                label=label, **style)
         if (high > low).any():
             ax.fill_between(positions, low, high, color=color, alpha=0.15, linewidth=0)
 
@@ -261,12 +286,13 @@ def plot_forgetting(curves, families, months, metric, path):
                            rotation=45 if len(str(months[-1])) > 3 else 0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2),
-                  ncol=3, frameon=False)
+                  ncol=2, frameon=False)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     figure.suptitle(f"{metric} of each strategy's final model on every month's test part: "
-                    "mean over seeds, band = range over seeds "
-                    "(each panel's y-axis narrowed to its curves)")
+                    "mean over seeds, band = range over seeds\n(each panel's y-axis "
+                    "narrowed to its curves; in the legend: the next-month score of the "
+                    "deployed models, mean over seeds)")
     figure.savefig(path, dpi=110)
     return path
 

@@ -27,14 +27,19 @@ from ..model_selection import MonthlyKFold
 from ..scoring import ForgettingScorer
 from ..utils._arrays import plain as _plain
 from ..utils._months import check_months
-from .strategies import strategies
+from .strategies import StreamShape, strategies
 
 #: Seconds between two samples of the resident set size.
 _MEMORY_INTERVAL = 0.005
 
 
-def run_task(name, seed, split_seed, config, X, y, months):
-    """Tune (optionally), train and score one strategy at one seed.
+def task_label(name, budget):
+    """The name of a strategy run at a budget in every output: ``"naive@0.25"``."""
+    return name if budget is None else f"{name}@{budget:g}"
+
+
+def run_task(name, seed, split_seed, config, X, y, months, budget=None):
+    """Tune (optionally), budget (optionally), train and score one strategy at one seed.
 
     Parameters
     ----------
@@ -52,11 +57,18 @@ def run_task(name, seed, split_seed, config, X, y, months):
         ``tune_folds`` and ``threads`` (torch threads of this task).
     X, y, months : ndarray
         The stream.
+    budget : float or None, default=None
+        Run the strategy at ``budget`` times retrain's training rows on this
+        stream, with the settings its ``spend`` returns (applied after
+        tuning); ``None`` or a strategy without ``spend`` (the reference):
+        its own settings.
 
     Returns
     -------
     result : dict
-        ``strategy``, ``seed``, ``records`` (the evaluation's rows),
+        ``strategy`` (:func:`task_label`), ``base`` (the registry name),
+        ``budget``, ``budget_params`` (what ``spend`` set), ``seed``,
+        ``records`` (the evaluation's rows),
         ``best_params`` and ``cv_results`` (empty when not tuned),
         ``tune_seconds``, ``peak_host_bytes`` (growth of the resident set
         during the final training and scoring; None where it cannot be read),
@@ -78,6 +90,14 @@ def run_task(name, seed, split_seed, config, X, y, months):
                                             X[train], y[train], months[train])
             tune_seconds = time.perf_counter() - start
             estimator.set_params(**best_params)
+        budget_params = {}
+        if budget is not None and strategy.spend is not None:
+            shape = stream_shape(y, months, config, split_seed)
+            budget_params = strategy.spend(budget * shape.retrain_rows, shape)
+            estimator.set_params(**budget_params)
+        else:
+            budget = None
+        label = task_label(name, budget)
         class_incremental = bool(config.get("new_classes"))
         if class_incremental and "new_classes" in estimator.get_params():
             estimator.set_params(new_classes="grow")
@@ -86,13 +106,15 @@ def run_task(name, seed, split_seed, config, X, y, months):
             torch.cuda.reset_peak_memory_stats()
         with _PeakMemory() as memory:
             evaluation = evaluate_stream(
-                {name: estimator}, X, y, months, test_size=config["test_size"],
+                {label: estimator}, X, y, months, test_size=config["test_size"],
                 metric=config["metric"], reference=None, random_state=split_seed,
                 class_incremental=class_incremental)
-        fitted = evaluation.estimators[name]
+        fitted = evaluation.estimators[label]
         regularizer = getattr(fitted, "regularizer_", None)
         return {
-            "strategy": name, "seed": seed, "split_seed": split_seed, "records": evaluation.records,
+            "strategy": label, "base": name, "budget": budget,
+            "budget_params": budget_params, "seed": seed, "split_seed": split_seed,
+            "records": evaluation.records,
             "best_params": best_params, "cv_results": cv_results,
             "tune_seconds": tune_seconds, "peak_host_bytes": memory.peak,
             "peak_device_bytes": torch.cuda.max_memory_allocated() if cuda else None,
@@ -101,7 +123,7 @@ def run_task(name, seed, split_seed, config, X, y, months):
             # --new-classes only: the class-incremental scores
             "class_records": evaluation.class_records,
             "seen_accuracy": (None if evaluation.seen_accuracy is None
-                              else evaluation.seen_accuracy[name]),
+                              else evaluation.seen_accuracy[label]),
         }
     finally:
         torch.set_num_threads(threads)
@@ -124,6 +146,15 @@ def _warm_up():
 
 
 _WARM = False
+
+
+def stream_shape(y, months, config, split_seed):
+    """The :class:`~skcl._benchmark.strategies.StreamShape` a budget is spent on."""
+    _, month_order = check_months(months, len(y))
+    splits = _split_months(y, months, month_order, config["test_size"], split_seed)
+    return StreamShape(month_rows=tuple(len(train) for train, _ in splits),
+                       epochs=config["epochs"], batch_size=config["batch_size"],
+                       buffer_capacity=config["buffer_capacity"])
 
 
 def training_rows(y, months, test_size, split_seed):
@@ -175,8 +206,8 @@ def run_tasks(tasks, *, config, X, y, months, n_jobs, on_done):
 
     Parameters
     ----------
-    tasks : list of (str, int, int)
-        Strategy name, seed and split seed of each task.
+    tasks : list of (str, int, int, float or None)
+        Strategy name, seed, split seed and budget of each task.
     config, X, y, months
         As :func:`run_task` takes them.
     n_jobs : int
@@ -191,13 +222,50 @@ def run_tasks(tasks, *, config, X, y, months, n_jobs, on_done):
     results : list of dict
         :func:`run_task`'s results, in the order of ``tasks``.
     """
-    jobs = (delayed(run_task)(name, seed, split_seed, config, X, y, months)
-            for name, seed, split_seed in tasks)
+    jobs = (delayed(run_task)(name, seed, split_seed, config, X, y, months, budget)
+            for name, seed, split_seed, budget in tasks)
     by_task = {}
     for result in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs):
         by_task[result["strategy"], result["seed"]] = result
         on_done(result)
-    return [by_task[name, seed] for name, seed, _ in tasks]
+    return [by_task[task_label(name, budget), seed] for name, seed, _, budget in tasks]
+
+
+def execute(plan):
+    """Run a :class:`~skcl._benchmark.cli.Plan`'s tasks here, in processes or on dask.
+
+    Prints one line describing the run first and the progress while it runs.
+
+    Returns
+    -------
+    results : list of dict
+        :func:`run_task`'s results, in the order of ``plan.tasks``.
+    wall_seconds : float
+        The wall time of all tasks.
+    """
+    args, config = plan.args, plan.config
+    tasks = plan.tasks
+    budgets = (f", budgets {', '.join(f'{b:g}' for b in plan.budgets)} of retrain's rows"
+               if plan.budgets else "")
+    print(f"skcl-benchmark: {len(plan.names)} strategies x {len(plan.seeds)} seed(s) on "
+          f"{plan.description}, {config['epochs']} epoch(s) per month"
+          f"{', tuned' if args.tune else ''}{budgets}, device {args.device}, "
+          + (f"dask scheduler {args.dask_scheduler}" if plan.client is not None
+             else f"{args.jobs} job(s) x {args.threads} thread(s)"), flush=True)
+    progress = TaskProgress(len(tasks))
+    start = time.perf_counter()
+    data = dict(config=config, X=plan.X, y=plan.y, months=plan.months, on_done=progress.done)
+    try:
+        if plan.client is None:
+            results = run_tasks(tasks, n_jobs=args.jobs, **data)
+        else:
+            from joblib import parallel_config
+
+            with plan.client, parallel_config(backend="dask"):
+                results = run_tasks(tasks, n_jobs=-1, **data)
+    finally:
+        progress.close()
+    return results, time.perf_counter() - start
 
 
 def _release_freed_memory():

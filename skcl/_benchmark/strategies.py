@@ -1,16 +1,45 @@
-"""The strategies ``skcl-benchmark`` compares, each with the grid ``--tune`` searches.
+"""The strategies ``skcl-benchmark`` compares: how to build each, tune it, and budget it.
 
 A strategy is one :class:`Strategy` entry: a name, a figure family, a
 one-line description, a ``build(config)`` returning the unfitted estimator,
-and a ``grid`` of the knobs a practitioner would tune (parameter names as
-``set_params`` takes them). Adding a strategy is one entry in
-``_STRATEGIES``; adding a regularizer is one entry in ``_REGULARIZERS``,
-which yields both the regularizer alone and its combination with rehearsal,
-or in ``_METHODS`` for a method run alone.
+a ``grid`` of the knobs a practitioner would tune (parameter names as
+``set_params`` takes them), and ``spend``: how it spends a budget. Adding a
+strategy is one entry in ``_STRATEGIES``; adding a regularizer is one entry
+in ``_REGULARIZERS``, which yields both the regularizer alone and its
+combination with rehearsal, or in ``_METHODS`` for a method run alone.
 
 ``config`` holds the run's shared settings: ``hidden_units``, ``epochs``,
 ``batch_size``, ``random_state`` (the seed of this repetition), ``device``
 and ``buffer_capacity``.
+
+Budgets (``skcl-benchmark --budget F``)
+---------------------------------------
+The cost of a run is its rows through forward+backward
+(``ContinualClassifier.n_train_rows_``: the optimizer's batches plus the
+strategy's own memory and importance-estimate rows; forward-only rows such
+as a teacher's are reported apart). ``--budget F`` gives every strategy
+``F * shape.retrain_rows`` of them, where ``shape`` (a :class:`StreamShape`)
+describes the stream as the run sees it: ``month_rows`` (training rows of
+each month, in order), ``epochs`` (retrain's epochs per month),
+``batch_size`` and ``buffer_capacity``.
+
+``spend(rows, shape) -> dict`` returns the ``set_params`` values that make
+the strategy use at most ``rows`` (at least one epoch a month, so a very
+small budget can be exceeded: the measured cost is reported, and a strategy
+over its budget is never the one recommended). Most strategies spend a
+budget on epochs; :func:`epochs_within` turns a per-epoch cost into the
+number of epochs that fit::
+
+    def _spend_derpp(rows, shape):
+        # two memory batches per step from the second month: 3 rows per new row
+        return {"max_epochs": epochs_within(rows, shape, per_row=3.0)}
+
+A strategy that spends otherwise (a sample of the history per epoch, a
+replay share) returns those parameters instead; ``shape.history_rows`` is
+what one epoch over every earlier month costs, so warm-started cumulative
+training at ``E`` epochs fits with
+``history_fraction = (rows / E - shape.n_rows) / shape.history_rows``. ``spend=None`` marks the
+reference (``retrain``), which always runs at its full cost.
 """
 
 import dataclasses
@@ -47,6 +76,7 @@ ONLINE_GAMMA = 0.9         # forget a tenth of the past importance per month
 # Tuning grids: decades around each default (the default is always a candidate,
 # so tuning can only keep it or find better on the training parts).
 _LAM_DECADES = (1.0, 10.0, 100.0, 1000.0)
+_REPLAY_RATIOS = (0.25, 0.5, 0.75)
 _GRIDS = {
     "l2": {"regularizer__lam": (0.1, 1.0, 10.0, 100.0)},
     "ewc-empirical": {"regularizer__lam": _LAM_DECADES},
@@ -54,6 +84,107 @@ _GRIDS = {
     "ewc-variance": {"regularizer__lam": (50.0, 500.0, 5000.0, 50000.0)},
     "online-ewc": {"regularizer__lam": _LAM_DECADES},
 }
+
+
+@dataclass(frozen=True)
+class StreamShape:
+    """The stream as a budget function sees it (see the module docstring).
+
+    Parameters
+    ----------
+    month_rows : tuple of int
+        Training rows of each month, in training order.
+    epochs : int
+        Epochs per month of the run (``--epochs``): retrain's.
+    batch_size : int
+        Rows per mini-batch.
+    buffer_capacity : int
+        Rows a rehearsal buffer or replay memory holds.
+    """
+
+    month_rows: tuple
+    epochs: int
+    batch_size: int
+    buffer_capacity: int
+
+    @property
+    def n_rows(self):
+        """Training rows of the whole stream (one pass over every month)."""
+        return int(sum(self.month_rows))
+
+    @property
+    def history_rows(self):
+        """Rows of the earlier months, summed over months: one epoch's history.
+
+        A strategy that trains each month on its rows plus a share ``f`` of
+        every earlier month's (``update="cumulative"`` with
+        ``history_fraction=f``) spends ``n_rows + f * history_rows`` rows an
+        epoch.
+        """
+        total, seen = 0, 0
+        for rows in self.month_rows:
+            total += seen
+            seen += rows
+        return total
+
+    @property
+    def retrain_rows(self):
+        """Rows retraining processes: ``epochs`` passes over every prefix of the stream."""
+        total, seen = 0, 0
+        for rows in self.month_rows:
+            seen += rows
+            total += seen
+        return self.epochs * total
+
+
+def epochs_within(rows, shape, *, per_row=1.0, per_month=0.0, fixed_epochs=0):
+    """Epochs per month that keep a strategy within ``rows`` (at least 1).
+
+    Parameters
+    ----------
+    rows : float
+        The budget: rows through forward+backward over the whole stream.
+    shape : StreamShape
+        The stream.
+    per_row : float, default=1.0
+        Rows through forward+backward per month row in one epoch, from the
+        second month on (1 + memory rows per new row: 3 for DER++'s two
+        memory batches; the first month has no memory and costs 1).
+    per_month : float, default=0.0
+        Rows per month row spent once a month, outside the epochs (1 for an
+        importance estimate over the month, as EWC's).
+    fixed_epochs : int, default=0
+        Epochs a month spends anyway (e.g. finishing epochs), at the same
+        per-row cost.
+
+    Returns
+    -------
+    epochs : int
+        ``floor((rows - once) / per_epoch) - fixed_epochs``, at least 1.
+    """
+    first = shape.month_rows[0]
+    per_epoch = first + per_row * (shape.n_rows - first)
+    once = per_month * shape.n_rows
+    return max(1, math.floor((rows - once) / per_epoch) - fixed_epochs)
+
+
+def _epochs(**cost):
+    """``spend`` of a strategy that spends its budget on epochs (see epochs_within)."""
+    def spend(rows, shape):
+        return {"max_epochs": epochs_within(rows, shape, **cost)}
+    return spend
+
+
+def _spend_finish(rows, shape):
+    # finishing epochs come out of the budget; at least one ordinary epoch
+    passes = epochs_within(rows, shape)
+    finish = min(FINISH_EPOCHS, passes - 1)
+    return {"max_epochs": passes - finish, "finish_epochs": finish}
+
+
+def _spend_averaging(rows, shape):
+    # one fresh model a month, each trained on its month only
+    return {"estimator__max_epochs": epochs_within(rows, shape)}
 
 
 @dataclass(frozen=True)
@@ -74,6 +205,11 @@ class Strategy:
     grid : dict, default={}
         ``{parameter: candidate values}`` for ``GridSearchCV``; empty: not
         tuned. Every value list holds the untuned default.
+    spend : callable or None, default=None
+        ``spend(rows, shape) -> {parameter: value}``: the settings that keep
+        the strategy within ``rows`` rows through forward+backward on a
+        stream of :class:`StreamShape` ``shape`` (see the module docstring).
+        ``None``: the reference, always run at full cost.
     """
 
     name: str
@@ -81,6 +217,7 @@ class Strategy:
     description: str
     build: Callable
     grid: dict = field(default_factory=dict)
+    spend: Callable | None = None
 
     def quick_grid(self):
         """Return the grid cut to the first knob's first and last value (``--quick``)."""
@@ -127,32 +264,45 @@ _REGULARIZERS = {
                    f"gamma={ONLINE_GAMMA:g}"),
 }
 
+# name -> spend: an importance estimate over each month costs one more pass
+# over it (the Hessian's several backward passes per row are counted once)
+_REGULARIZER_SPEND = {
+    "l2": _epochs(),
+    "ewc-empirical": _epochs(per_month=1.0),
+    "ewc-hessian": _epochs(per_month=1.0),
+    "ewc-variance": _epochs(per_month=1.0),
+    "online-ewc": _epochs(per_month=1.0),
+}
+
 _STRATEGIES = (
     Strategy("retrain", "baselines",
              "re-initialize and train on all months so far, every month",
              lambda c: _classifier(c, update="retrain")),
     Strategy("naive", "baselines", "fine-tune at the first month's lr",
-             lambda c: _classifier(c)),
+             lambda c: _classifier(c), spend=_epochs()),
     Strategy("averaging", "baselines", "one fresh model per month, probabilities averaged",
-             _averaging, grid={"weights": ("uniform", "recency")}),
+             _averaging, grid={"weights": ("uniform", "recency")}, spend=_spend_averaging),
     Strategy("rehearsal-fixed", "rehearsal",
              f"replay {REPLAY_RATIO:.0%} of each epoch from a buffer of "
              f"{BUFFER_SHARE:.0%} of the stream; epoch as long as the month",
              lambda c: _classifier(c, rehearsal=_buffer(c, "fixed")),
              grid={"rehearsal__replay_ratio": (0.25, 0.5, 0.75),
-                   "rehearsal__policy": ("reservoir", "per_month")}),
+                   "rehearsal__policy": ("reservoir", "per_month")},
+             spend=_epochs()),
     Strategy("rehearsal-grow", "rehearsal",
              "same buffer; epoch = the month plus replayed rows (grows with replay)",
              lambda c: _classifier(c, rehearsal=_buffer(c, "grow")),
              grid={"rehearsal__replay_ratio": (0.25, 0.5, 0.75),
-                   "rehearsal__policy": ("reservoir", "per_month")}),
+                   "rehearsal__policy": ("reservoir", "per_month")},
+             spend=_epochs(per_row=2.0)),
     Strategy("low-lr", "learning rate", "fine-tune at 0.1x the first month's lr",
              lambda c: _classifier(c, finetune_lr=0.1 * LR),
-             grid={"finetune_lr": (1e-5, 3e-5, 1e-4, 3e-4)}),
+             grid={"finetune_lr": (1e-5, 3e-5, 1e-4, 3e-4)}, spend=_epochs()),
     Strategy("low-lr-finish", "learning rate",
              f"fine-tune at lr, then {FINISH_EPOCHS} finishing epochs at 0.1x lr each month",
              lambda c: _classifier(c, finish_epochs=FINISH_EPOCHS, finish_lr=0.1 * LR),
-             grid={"finish_epochs": (1, 2, 4), "finish_lr": (1e-5, 1e-4)}),
+             grid={"finish_epochs": (1, 2, 4), "finish_lr": (1e-5, 1e-4)},
+             spend=_spend_finish),
 )
 
 
@@ -189,6 +339,21 @@ _METHODS = {
 }
 
 
+def _spend_agem(rows, shape):
+    # a reference gradient over sample_size memory rows at every step
+    per_row = 1.0 + min(256, shape.buffer_capacity) / shape.batch_size
+    return {"max_epochs": epochs_within(rows, shape, per_row=per_row)}
+
+
+_METHOD_SPEND = {
+    "si": _epochs(),                  # its importance comes from the training steps
+    "mas": _epochs(per_month=1.0),    # output sensitivities over each month
+    "lwf": _epochs(),                 # the teacher's forwards are forward-only rows
+    "agem": _spend_agem,
+    "derpp": _epochs(per_row=3.0),    # two memory batches per step
+}
+
+
 def strategies():
     """Return ``{name: Strategy}`` for every strategy, in the order of the outputs.
 
@@ -203,17 +368,21 @@ def strategies():
         registry[name] = Strategy(
             name, "regularizers", text,
             lambda c, b=build_regularizer: _classifier(c, regularizer=b(c)),
-            grid=_GRIDS.get(name, {}))
+            grid=_GRIDS.get(name, {}), spend=_REGULARIZER_SPEND[name])
     for name, (build_regularizer, text) in _REGULARIZERS.items():
         registry[f"rehearsal+{name}"] = Strategy(
             f"rehearsal+{name}", "rehearsal + regularizer", f"rehearsal-fixed and {text}",
             lambda c, b=build_regularizer: _classifier(
                 c, regularizer=b(c), rehearsal=_buffer(c, "fixed")),
-            grid=_GRIDS.get(name, {}))
+            # fair tuning: the replay ratio together with the regularizer's lam, as
+            # rehearsal-fixed alone tunes its ratio (lam first: --quick's one knob)
+            grid={**_GRIDS.get(name, {}), "rehearsal__replay_ratio": _REPLAY_RATIOS},
+            spend=_REGULARIZER_SPEND[name])
     for name, (build_regularizer, text, grid) in _METHODS.items():
         registry[name] = Strategy(
             name, "other methods", text,
-            lambda c, b=build_regularizer: _classifier(c, regularizer=b(c)), grid=grid)
+            lambda c, b=build_regularizer: _classifier(c, regularizer=b(c)), grid=grid,
+            spend=_METHOD_SPEND[name])
     registry.update({strategy.name: _with_spend(strategy) for strategy in _BUDGETED})
     return registry
 
