@@ -84,12 +84,10 @@ def epoch_history_rows(net, dataset):
     store = net.__dict__.get("past_data_")
     month = net.__dict__.get("_month")
     fraction = net.history_fraction
-    if net.__dict__.get("_finishing") and net.finish_history_fraction is not None:
+    if month is not None and month.finishing and net.finish_history_fraction is not None:
         fraction = net.finish_history_fraction
     if (store is None or month is None or fraction >= 1
             or not isinstance(dataset, RowsDataset) or dataset.X is not store):
         return dataset
     n_month_rows = store.chunks()[-1][0].shape[0]
-    # the month's shuffling generator (a dict entry, or an attribute of a month object)
-    generator = month["generator"] if isinstance(month, dict) else month.generator
-    return history_epoch_dataset(dataset, store, n_month_rows, fraction, generator)
+    return history_epoch_dataset(dataset, store, n_month_rows, fraction, month.generator)

@@ -65,4 +65,4 @@ def month_groups(net, X):
     month = net.__dict__.get("_month")
     if month is None or X is not month.X_strategies:
         return None
-    return getattr(month, "groups", None)
+    return month.groups

@@ -112,6 +112,9 @@ class Month:
     history : RowStore or None, default=None
         Under ``update="retrain"``: the store of every past row, the month
         appended last; the epochs then iterate over all of it.
+    groups : array-like of shape (n_samples,) or None, default=None
+        The rows' groups (e.g. malware families), for a buffer that reads them
+        at the month's end.
 
     Attributes
     ----------
@@ -131,11 +134,18 @@ class Month:
         Index in ``history_`` of the month's first epoch.
     n_batches : int
         Training batches run so far.
+    finishing : bool
+        Whether the finishing epochs (``finish_epochs``) are running.
+    schedule : MonthSchedule or None
+        The month's learning-rate schedule (``lr_schedule``), while it runs.
     """
 
-    def __init__(self, label, seed, X, y, device, history=None):
+    def __init__(self, label, seed, X, y, device, history=None, groups=None):
         self.label = label
         self.seed = seed
+        self.groups = groups
+        self.finishing = False
+        self.schedule = None
         self.generator = torch_generator(seed)
         self.device = torch.device("cpu" if device is None else device)
         self.first_epoch = 0

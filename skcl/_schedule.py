@@ -69,14 +69,14 @@ class MonthSchedule:
 def begin_month_schedule(net, lr):
     """Start the month's schedule for ``net`` training at ``lr`` (none when constant).
 
-    Kept in ``net._month_schedule`` for the month; the classifier drops it
-    when the month ends, whatever happened.
+    Kept on the month being trained (``net._month.schedule``), which the
+    classifier drops when the month ends, whatever happened.
     """
     schedule = None
     if net.lr_schedule != "constant" or net.warmup_fraction > 0:
         schedule = MonthSchedule(lr, net.max_epochs, net.lr_schedule, net.warmup_fraction,
                                  net.final_lr_fraction)
-    net.__dict__["_month_schedule"] = schedule
+    net._month.schedule = schedule
 
 
 def start_scheduled_epoch(net, iterator):
@@ -102,11 +102,12 @@ def end_month_schedule(net, lr):
 
     Without a schedule nothing changes (an ``LRScheduler`` callback's rate stays).
     """
-    if net.__dict__.get("_month_schedule") is not None:
-        net.__dict__["_month_schedule"] = None
+    if _current(net) is not None:
+        net._month.schedule = None
         for group in net.optimizer_.param_groups:
             group["lr"] = lr
 
 
 def _current(net):
-    return net.__dict__.get("_month_schedule")
+    month = net.__dict__.get("_month")
+    return None if month is None else month.schedule

@@ -618,8 +618,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             self.past_data_.memmap_dir = self.memmap_dir
             self.past_data_.append(X, y_encoded)
         month = Month(month, seed, X, y_encoded, self.device,
-                      history=self.__dict__.get("past_data_"))
-        month.groups = groups  # for the buffer, at the month's end
+                      history=self.__dict__.get("past_data_"), groups=groups)
         X_train, y_train = month.X_train, month.y_train
 
         initialize = not self.initialized_ or self.update == "retrain"
@@ -649,7 +648,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                 if self.finish_epochs:
                     finish_lr = 0.1 * lr if self.finish_lr is None else self.finish_lr
                     self._set_lr(finish_lr)
-                    self.__dict__["_finishing"] = True  # (finish_history_fraction)
+                    month.finishing = True  # (finish_history_fraction)
                     self._run_epochs(X_train, y_train, epochs=self.finish_epochs,
                                      **fit_params)
                     self._set_lr(lr)
@@ -665,8 +664,6 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
             raise
         finally:
             self.__dict__.pop("_month", None)
-            self.__dict__.pop("_month_schedule", None)
-            self.__dict__.pop("_finishing", None)
 
         self.months_ = [*self.months_, month.label]
         self.n_months_seen_ += 1
