@@ -45,7 +45,8 @@ def test_registered_defaults_of_si_and_derpp():
 
 @pytest.mark.parametrize("budget", [0.15, 0.3, 0.6])
 @pytest.mark.parametrize("name", ["cumulative", "cumulative-1epoch", "cumulative-sampled",
-                                  "cumulative-finish", "ema", "mas-normalized"])
+                                  "cumulative-finish", "cumulative-finish-fast", "ema",
+                                  "mas-normalized"])
 def test_spend_keeps_each_new_strategy_within_its_budget(name, budget):
     from types import SimpleNamespace
 
@@ -68,5 +69,25 @@ def test_spend_keeps_each_new_strategy_within_its_budget(name, budget):
         assert params["max_epochs"] == 1 and spent <= 500 + once + 5
         return
     assert spent <= rows * 1.01
-    if name in ("cumulative-sampled", "cumulative-finish"):
+    if name in ("cumulative-sampled", "cumulative-finish", "cumulative-finish-fast"):
         assert spent >= rows * 0.97      # the budget is used, not left idle
+
+
+@pytest.mark.parametrize("budget", [0.15, 0.23, 0.25, 0.5, 1.0])
+def test_cumulative_finish_fast_spends_its_budget_in_train_rows(budget):
+    # every branch of its spend: the finishing epoch dropped (0.15), kept on the
+    # month alone (0.23), with 5% of the history (0.25), its 2 epochs (0.5),
+    # more epochs where the whole history would fit (1.0)
+    from skcl._benchmark.strategies import StreamShape
+
+    X, y, months = make_drifting_stream(n_months=5, n_samples_per_month=100, random_state=0)
+    shape = StreamShape(month_rows=(100,) * 5, epochs=3, batch_size=64, buffer_capacity=100)
+    rows = budget * shape.retrain_rows                        # of retrain's 4500
+    strategy = strategies()["cumulative-finish-fast"]
+    params = strategy.spend(rows, shape)
+    expected = {0.15: (1, 0, 0.0), 0.23: (1, 1, 0.0), 0.25: (1, 1, 0.05), 0.5: (2, 1, 0.05),
+                1.0: (3, 1, 0.05)}
+    assert (params["max_epochs"], params["finish_epochs"],
+            params["finish_history_fraction"]) == expected[budget]
+    clf = strategy.build(CONFIG).set_params(**params).fit(X, y, months=months)
+    assert rows * 0.97 <= clf.n_train_rows_ <= rows * 1.01
