@@ -688,6 +688,16 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
                     strategy.get_params(deep=False),
                     caller_name=f"{type(self).__name__}({name}={type(strategy).__name__}(...))",
                 )
+        module_params = self.get_params_for("module")
+        if isinstance(self.module, torch.nn.Module) and module_params:
+            # skorch would build a new module from the instance's class with
+            # only these options, silently dropping the instance's own settings
+            raise ValueError(
+                f"module is an instance of {type(self.module).__name__}, so the "
+                f"module__ options {sorted(module_params)} cannot apply to it; pass "
+                "the class with every option (module=MLP, module__hidden_units=..., "
+                "...) or build the instance with them"
+            )
         device = torch.device(self.device) if self.device is not None else None
         if device is not None and device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(

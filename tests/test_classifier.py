@@ -13,6 +13,7 @@ from sklearn.model_selection import train_test_split
 
 from skcl import ContinualClassifier
 from skcl.datasets import make_drifting_stream
+from skcl.modules import MLP
 
 
 class ConstantPenalty(BaseEstimator):
@@ -307,3 +308,19 @@ def test_samples_processed_counts_every_epoch_row(stream, make_clf):
     for month in range(3):
         retrain.partial_fit(X[months == month], y[months == month])
     assert retrain.n_samples_processed_ == 2 * (200 + 400 + 600)
+
+
+def test_module_options_beside_a_module_instance_are_refused():
+    # skorch would build a new module from the instance's class with only the
+    # module__ options (no n_features, no hidden_units): refused up front instead
+    X = np.random.default_rng(0).normal(size=(40, 18)).astype(np.float32)
+    y = np.arange(40) % 2
+    clf = ContinualClassifier(module=MLP(n_features=18, n_classes=2, hidden_units=(8,)),
+                              module__dropout=0.2, max_epochs=1)
+    with pytest.raises(ValueError, match=r"module__ options \['dropout'\] cannot apply"):
+        clf.partial_fit(X, y, classes=[0, 1])
+    assert not hasattr(clf, "classes_")
+    # the same options on the class train
+    clf.set_params(module=MLP, module__hidden_units=(8,)).partial_fit(X, y, classes=[0, 1])
+    assert any(isinstance(layer, torch.nn.Dropout) and layer.p == 0.2
+               for layer in clf.module_.layers)
