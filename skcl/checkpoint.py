@@ -132,7 +132,10 @@ def save_checkpoint(estimator, directory, *, keep_last=None):
     def write():
         write_atomically(path, payload)
         if keep_last is not None:
-            for old in _checkpoints(directory)[:-keep_last]:
+            # the file just written stays, whatever its month count (a rerun
+            # from an earlier checkpoint writes fewer months than older files)
+            others = [old for old in _checkpoints(directory) if old != path]
+            for old in others[:max(0, len(others) - (keep_last - 1))]:
                 old.unlink(missing_ok=True)
 
     # under distributed=True, rank 0 writes and rotates, the other ranks wait

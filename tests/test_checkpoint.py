@@ -192,6 +192,19 @@ def test_keep_last_rotates_and_latest_is_the_newest(stream, tmp_path):
         save_checkpoint(clf, tmp_path, keep_last=0)
 
 
+def test_rotation_never_deletes_the_checkpoint_just_written(stream, tmp_path):
+    # a rerun from an earlier month writes fewer months than the files there
+    later = _make("naive", tmp_path)
+    for index in range(3):
+        later.partial_fit(*_month(stream, index, False), classes=[0, 1])
+    save_checkpoint(later, tmp_path)
+    rerun = _make("naive", tmp_path)
+    rerun.partial_fit(*_month(stream, 0, False), classes=[0, 1])
+    path = save_checkpoint(rerun, tmp_path, keep_last=1)
+    assert path.exists()
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint-000001.npz"]
+
+
 def test_a_failed_save_leaves_earlier_checkpoints(stream, tmp_path, monkeypatch):
     clf = _make("naive", tmp_path).partial_fit(*_month(stream, 0, False), classes=[0, 1])
     path = save_checkpoint(clf, tmp_path)
