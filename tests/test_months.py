@@ -212,6 +212,13 @@ def test_labels_that_sort_as_time_or_are_not_time_do_not_warn(labels):
         check_months(labels, len(labels))
 
 
+@pytest.mark.parametrize("labels", [["\u00b2", "1"], ["--1", "2"]])
+def test_digit_like_labels_that_are_not_integers_train_in_text_order(labels):
+    # "²" is a digit to str.isdigit but not to int(): the order check must not crash
+    _, order = check_months(np.array(labels), len(labels))
+    assert order.tolist() == sorted(labels)
+
+
 @pytest.mark.parametrize("month", [[1, 2], np.array([1, 2]), {"m": 1}, {1}, (2024, 3)])
 def test_a_month_that_is_not_one_label_is_refused_with_one_wording(month, stream):
     X, y, index = stream

@@ -14,6 +14,7 @@ order is the labels' order, never a guess.
 """
 
 import calendar
+import re
 import warnings
 
 import numpy as np
@@ -171,6 +172,7 @@ def _hashable(value):
     return True
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 _MONTH_NAMES = {name.lower(): number for names in (calendar.month_name, calendar.month_abbr)
                 for number, name in enumerate(names) if name}
 
@@ -184,7 +186,7 @@ def _time_order(labels):
     text = [str(label).strip() for label in labels]
     if all(t.lower() in _MONTH_NAMES for t in text):
         return "month names", np.argsort([_MONTH_NAMES[t.lower()] for t in text], kind="stable")
-    if all(t.lstrip("+-").isdigit() for t in text):
+    if all(_INTEGER.fullmatch(t) for t in text):  # what int() reads ("²" is a digit too)
         return "numbers", np.argsort([int(t) for t in text], kind="stable")
     if not all(any(c.isdigit() for c in t) for t in text):
         return None
