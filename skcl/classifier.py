@@ -57,7 +57,7 @@ from .modules import MLP
 from .regularizers._base import training_hooks
 from .storage import RowStore
 from .utils._device import check_stream_device
-from .utils._fitted import reset_fitted_attributes
+from .utils._fitted import is_fitted, reset_fitted_attributes
 from .utils._interrupts import stopped_by_callback
 from .utils._labels import check_month_classes, encode_labels
 from .utils._months import check_month_label, missing_mask, stream_months
@@ -1056,7 +1056,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         """
         dataset = epoch_history_rows(self, dataset)
         rehearsal = getattr(self, "rehearsal_", None)
-        if rehearsal is None or not _is_fitted(rehearsal):
+        if rehearsal is None or not is_fitted(rehearsal):
             return dataset
         # the mix is drawn from the month's host rows and uploaded once
         # (outside a month, e.g. a direct fit_loop call, read back from the dataset)
@@ -1603,13 +1603,6 @@ def _clone_strategy(strategy, seed):
     if "random_state" in params and params["random_state"] is None:
         strategy.set_params(random_state=seed)
     return strategy
-
-
-def _is_fitted(estimator):
-    """scikit-learn's test: ``__sklearn_is_fitted__``, else any ``name_`` attribute."""
-    if hasattr(estimator, "__sklearn_is_fitted__"):
-        return estimator.__sklearn_is_fitted__()
-    return any(k.endswith("_") and not k.startswith("__") for k in vars(estimator))
 
 
 def _copy_attributes(obj):

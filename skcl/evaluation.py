@@ -22,7 +22,7 @@ from sklearn.utils import check_random_state
 
 from ._class_incremental import CLASS_SUMMARY_KEYS, ClassIncrementalTracker, class_summary
 from .scoring import get_metric_scorer, next_month_score
-from .utils._arrays import n_rows, plain, plain_list
+from .utils._arrays import n_rows, plain, plain_list, sample_rows
 from .utils._months import check_months
 from .utils._months import month_labels as labels_as_given
 from .utils._text import text_table
@@ -214,7 +214,7 @@ def evaluate_stream(
             for step, (month, (train_rows, _)) in enumerate(zip(month_labels, splits), 1):
                 bar.describe(f"{name}: month {month}")
                 start = time.perf_counter()
-                estimator.partial_fit(_take(X, train_rows), y[train_rows],
+                estimator.partial_fit(sample_rows(X, train_rows), y[train_rows],
                                       **fit_classes, **month_kwarg(month))
                 fit_seconds += time.perf_counter() - start
                 rows_passed += len(train_rows)
@@ -223,7 +223,7 @@ def evaluate_stream(
                 train_rows = _counted(estimator, "n_train_rows_")
                 forward_rows = _counted(estimator, "n_forward_rows_")
                 for eval_month, (_, test_rows) in zip(month_labels, splits):
-                    score = float(scorer(estimator, _take(X, test_rows), y[test_rows]))
+                    score = float(scorer(estimator, sample_rows(X, test_rows), y[test_rows]))
                     records.append({
                         "strategy": name, "n_months_trained": step, "train_month": month,
                         "eval_month": eval_month, "metric": metric_name,
@@ -233,7 +233,7 @@ def evaluate_stream(
                         "fit_seconds": fit_seconds,
                     })
                 if tracker is not None:
-                    seen, rows = tracker.records(estimator, _take(X, tracker.test_rows),
+                    seen, rows = tracker.records(estimator, sample_rows(X, tracker.test_rows),
                                                  name, step, month)
                     seen_accuracy.setdefault(name, []).append(seen)
                     class_records.extend(rows)
@@ -675,14 +675,6 @@ def _month_kwarg(estimator):
     if any(p.name == "month" or p.kind is p.VAR_KEYWORD for p in parameters):
         return lambda month: {"month": month}
     return lambda month: {}
-
-
-def _take(X, rows):
-    if hasattr(X, "iloc"):
-        return X.iloc[rows]
-    if isinstance(X, list):  # e.g. token lists for a ContinualPipeline's hasher
-        return [X[i] for i in rows]
-    return np.asarray(X)[rows] if not hasattr(X, "shape") else X[rows]
 
 
 def _divide(numerator, denominator):

@@ -18,6 +18,8 @@ import scipy.sparse as sp
 from sklearn.pipeline import Pipeline
 from sklearn.utils import get_tags
 
+from .utils._arrays import sample_rows
+from .utils._fitted import is_fitted
 from .utils._months import check_month_label, stream_months
 from .utils._sklearn_compat import StrOptions, validate_parameter_constraints
 
@@ -154,7 +156,7 @@ class ContinualPipeline(Pipeline):
             parts, rows_of = [], []
             for index, (_, rows) in enumerate(stream_months(months, n_samples)):
                 rows = np.flatnonzero(rows)
-                parts.append(self._transform_month(_take(X, rows), y[rows], first=index == 0))
+                parts.append(self._transform_month(sample_rows(X, rows), y[rows], first=index == 0))
                 rows_of.append(rows)
             Xt = _in_row_order(parts, np.concatenate(rows_of))
             final = self._final_estimator
@@ -193,9 +195,9 @@ class ContinualPipeline(Pipeline):
         self : ContinualPipeline
             The pipeline, trained on one more month.
         """
+        self._check_params()  # before anything reads the final step
         final = self._final_estimator
-        first = not _is_fitted(final)
-        self._check_params()
+        first = not is_fitted(final)
         month = check_month_label(month)
         y = np.asarray(y)
         restore = self._save_transformers()
@@ -304,21 +306,6 @@ def make_continual_pipeline(*steps, update_transformers="first_month"):
 
 def _stateless(step):
     return step == "passthrough" or not get_tags(step).requires_fit
-
-
-def _is_fitted(estimator):
-    if hasattr(estimator, "__sklearn_is_fitted__"):
-        return estimator.__sklearn_is_fitted__()
-    return any(k.endswith("_") and not k.startswith("__") for k in vars(estimator))
-
-
-def _take(X, rows):
-    """Rows of an array, DataFrame, sparse matrix or list (of token lists, texts)."""
-    if hasattr(X, "iloc"):
-        return X.iloc[rows]
-    if hasattr(X, "shape"):
-        return X[rows]
-    return [X[i] for i in rows]
 
 
 def _in_row_order(parts, rows):

@@ -2,13 +2,22 @@
 
 import numpy as np
 
-__all__ = ["as_list", "n_rows", "plain", "plain_list"]
+__all__ = ["as_list", "n_rows", "plain", "plain_list", "sample_rows"]
 
 
 def n_rows(X):
     """Number of rows of an array-like (numpy, DataFrame, sparse matrix, list)."""
     shape = getattr(X, "shape", None)
     return int(shape[0]) if shape is not None else len(X)
+
+
+def sample_rows(X, rows):
+    """Rows ``rows`` of an array, DataFrame, sparse matrix or list (token lists, texts)."""
+    if hasattr(X, "iloc"):
+        return X.iloc[rows]
+    if hasattr(X, "shape"):
+        return X[rows]
+    return [X[i] for i in rows]
 
 
 def as_list(labels):

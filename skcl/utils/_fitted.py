@@ -1,6 +1,13 @@
 """Fitted attributes: what a fresh ``fit`` forgets."""
 
-__all__ = ["reset_fitted_attributes"]
+__all__ = ["is_fitted", "reset_fitted_attributes"]
+
+
+def is_fitted(estimator):
+    """scikit-learn's test: ``__sklearn_is_fitted__``, else any ``name_`` attribute."""
+    if hasattr(estimator, "__sklearn_is_fitted__"):
+        return estimator.__sklearn_is_fitted__()
+    return any(k.endswith("_") and not k.startswith("__") for k in vars(estimator))
 
 
 def reset_fitted_attributes(estimator, keep=()):
