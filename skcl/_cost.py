@@ -25,7 +25,10 @@ import time
 from contextlib import contextmanager
 
 import torch
-from torch.nn.modules.module import register_module_forward_pre_hook
+from torch.nn.modules.module import (
+    register_module_forward_hook,
+    register_module_forward_pre_hook,
+)
 
 _functorch = torch._C._functorch
 
@@ -51,11 +54,13 @@ def counting_month(net):
     processed = net.__dict__.get("n_samples_processed_", 0)
     start = time.perf_counter()
     net.__dict__["_row_counter"] = counter
-    handle = register_module_forward_pre_hook(counter)
+    enter = register_module_forward_pre_hook(counter)
+    leave = register_module_forward_hook(counter.leave, always_call=True)
     try:
         yield counter
     finally:
-        handle.remove()
+        enter.remove()
+        leave.remove()
         net.__dict__.pop("_row_counter", None)
     if "n_train_rows_" not in net.__dict__:  # a stream fitted before the counters existed
         return
@@ -82,7 +87,10 @@ class _RowCounter:
     """A global forward pre-hook counting rows of the net's module class in one thread.
 
     The class is looked up at each call: the first month creates the module
-    inside the counted call, and retraining re-creates it every month.
+    inside the counted call, and retraining re-creates it every month. Only
+    the outermost call counts: a submodule of the same class (a nested
+    ``nn.Sequential``) runs on rows already counted, so the depth of such
+    calls is tracked (``leave``, a forward hook that runs even on errors).
     """
 
     def __init__(self, net):
@@ -91,11 +99,18 @@ class _RowCounter:
         self.backward_rows = 0
         self.forward_rows = 0
         self.skip_next = False
+        self.depth = 0
+
+    def _counts(self, module):
+        return (threading.get_ident() == self.thread
+                and type(module) is type(self.net.__dict__.get("module_"))
+                and not torch.compiler.is_compiling())
 
     def __call__(self, module, args):
-        if (threading.get_ident() != self.thread or not args
-                or type(module) is not type(self.net.__dict__.get("module_"))
-                or torch.compiler.is_compiling()):
+        if not self._counts(module):
+            return
+        self.depth += 1
+        if self.depth > 1 or not args:  # inside a counted (or skipped) call
             return
         if self.skip_next:
             self.skip_next = False
@@ -105,6 +120,10 @@ class _RowCounter:
             self.backward_rows += rows
         else:
             self.forward_rows += rows
+
+    def leave(self, module, args, output):
+        if self._counts(module):
+            self.depth -= 1
 
 
 def _physical_rows(X):

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from skcl import AGEM, EWC, MAS, ContinualClassifier, DERpp, LwF, RehearsalBuffer
 from skcl.datasets import make_drifting_stream
@@ -50,6 +51,19 @@ def test_rows_are_counted_exactly(stream, name, params, extra_train, forward):
     assert clf.n_train_rows_ == OPTIMIZER_ROWS + extra_train
     assert clf.n_forward_rows_ == forward
     assert clf.train_seconds_ > 0
+
+
+def test_a_submodule_of_the_modules_own_class_is_not_counted_again(stream):
+    # nn.Sequential inside nn.Sequential: the inner call runs on rows already counted
+    X, y, months = stream
+    nested = torch.nn.Sequential(torch.nn.Sequential(torch.nn.Linear(X.shape[1], 4),
+                                                     torch.nn.ReLU()),
+                                 torch.nn.Linear(4, 2))
+    clf = ContinualClassifier(module=nested, max_epochs=EPOCHS, batch_size=BATCH,
+                              regularizer=LwF(), random_state=0)
+    clf.fit(X, y, months=months)
+    assert clf.n_train_rows_ == OPTIMIZER_ROWS
+    assert clf.n_forward_rows_ == (N_MONTHS - 1) * EPOCHS * N_ROWS
 
 
 def test_retrain_counts_every_revisit_and_rollback_keeps_counters(stream):
