@@ -228,7 +228,7 @@ class ForgettingScorer(BaseEstimator):
         scorer = get_metric_scorer(self.metric, estimator)
         _check_positive_label(scorer, self.metric, estimator, y)
         if self.aggregate in _SNAPSHOT_AGGREGATES:
-            return self._score_matrix(scorer, estimator, X, y, months)
+            return self._score_matrix(scorer, estimator, X, y, months, labels)
 
         scores = _month_scores(scorer, estimator, X, y, months, labels)
         defined = ~np.isnan(scores)
@@ -320,12 +320,16 @@ class ForgettingScorer(BaseEstimator):
             )
         check_parameter_constraints(self)
 
-    def _score_matrix(self, scorer, estimator, X, y, months):
+    def _score_matrix(self, scorer, estimator, X, y, months, month_order):
         caller = f"aggregate={self.aggregate!r}"
         trained = np.asarray(_check_snapshots(estimator, caller).months_)
         matrix, labels = _accuracy_matrix(scorer, estimator, X, y, months, caller)
         if self.aggregate == "next_month":
-            return _next_month_from(matrix, trained, labels, caller)
+            # the matrix's columns are sorted; "next" is in stream order (an
+            # ordered Categorical's category order), as the months were trained
+            position = {label: i for i, label in enumerate(as_list(labels))}
+            in_stream = [position[label] for label in as_list(month_order)]
+            return _next_month_from(matrix[:, in_stream], trained, month_order, caller)
         missing = np.setdiff1d(trained, labels)
         if len(missing):
             raise ValueError(
@@ -527,7 +531,10 @@ def next_month_score(R):
 def _next_month_from(R, trained, labels, caller):
     """Mean of ``R[i, j(i)]``, ``j(i)`` the first test month after training month ``i``."""
     try:
-        following = np.searchsorted(labels, trained, side="right")
+        # the first test month after each training month, in stream order
+        # (an ordered Categorical's category order, not its labels' own sort)
+        following = [int(np.argmax(after)) if after.any() else len(labels)
+                     for after in (_after(labels, month) for month in as_list(trained))]
     except TypeError as exc:
         raise ValueError(
             f"{caller}: test months {as_list(labels)!r} cannot be compared with the "

@@ -368,3 +368,17 @@ def test_scorer_next_month_matches_the_matrix(snapshot_run):
     score = ForgettingScorer(aggregate="next_month")(trained, X[late], y[late],
                                                      months=months[late])
     assert score == pytest.approx(np.mean([later[0, 0], later[1, 0]]))
+
+
+def test_scorer_next_month_follows_an_ordered_categoricals_order(snapshot_run):
+    # category order (m3, m1, m2, m0) is not the labels' alphabetical order
+    pd = pytest.importorskip("pandas")
+    clf, X, y, months = snapshot_run
+    order = ["m3", "m1", "m2", "m0"]
+    names = pd.Categorical(np.array(order)[months], categories=order, ordered=True)
+    trained = clone(clf).fit(X, y, months=names)
+    matrix = accuracy_matrix(trained, X, y, names)  # columns sorted: m0, m1, m2, m3
+    column = {label: i for i, label in enumerate(sorted(order))}
+    expected = np.mean([matrix[t, column[order[t + 1]]] for t in range(3)])
+    assert ForgettingScorer(aggregate="next_month")(trained, X, y, months=names) == \
+        pytest.approx(expected)
