@@ -480,7 +480,7 @@ class RehearsalBuffer(BaseEstimator):
         month = check_month_label(month)
         if month is None:
             month = len(n_seen_per_month)
-        months = _month_column(month, len(y), like=self.__dict__.get("sample_months_"))
+        month, months = _month_column(month, len(y), like=self.__dict__.get("sample_months_"))
         if not first_call:
             self._check_same_layout(X)
         if first_call:
@@ -725,24 +725,26 @@ def _check_finite(X):
 
 
 def _month_column(month, n_rows, like=None):
-    """``n_rows`` copies of one month label, each the very label given.
+    """The month's label as stored, and ``n_rows`` copies of it: the very label given.
 
     numpy keeps its own scalars and Python numbers and strings in a typed array;
     other labels (dates, ``pandas.Timestamp``, ``pandas.Period``) go in an
     object array, so they come back from ``sample_months_`` as given. A date
     added to a buffer storing ``datetime64`` labels (``like``) is stored as one,
-    so that the stored labels stay comparable.
+    so that the stored labels stay comparable (and its rows are counted under
+    that one label in ``n_samples_seen_per_month_``).
     """
     if like is not None and like.dtype.kind == "M" and not isinstance(month, np.generic):
         try:
-            return np.full(n_rows, np.asarray([month], dtype=object).astype(like.dtype)[0])
+            stored = np.asarray([month], dtype=object).astype(like.dtype)[0]
+            return stored, np.full(n_rows, stored)
         except (TypeError, ValueError):
             pass  # not a date: kept as given, and refused as another kind
     if isinstance(month, np.generic | int | float | str | bytes):
-        return np.full(n_rows, month)
+        return month, np.full(n_rows, month)
     column = np.empty(n_rows, dtype=object)
     column[:] = [month] * n_rows
-    return column
+    return month, column
 
 
 def _check_same_kind(name, stored, new, what):

@@ -212,6 +212,15 @@ def test_labels_that_sort_as_time_or_are_not_time_do_not_warn(labels):
         check_months(labels, len(labels))
 
 
+def test_a_date_added_to_datetime64_months_is_counted_under_the_stored_label():
+    X = np.zeros((10, 2))
+    buffer = RehearsalBuffer(capacity=None, random_state=0)
+    buffer.partial_fit(X, np.arange(10) % 2, month=np.datetime64("2020-02-01"))
+    buffer.partial_fit(X, np.arange(10) % 2, month=datetime.date(2020, 2, 1))
+    assert buffer.n_samples_seen_per_month_ == {np.datetime64("2020-02-01"): 20}
+    assert buffer.sample_months_.dtype.kind == "M"
+
+
 @pytest.mark.parametrize("labels", [["\u00b2", "1"], ["--1", "2"]])
 def test_digit_like_labels_that_are_not_integers_train_in_text_order(labels):
     # "²" is a digit to str.isdigit but not to int(): the order check must not crash
