@@ -13,7 +13,7 @@ import numpy as np
 
 from .utils._months import missing_mask
 
-__all__ = ["check_groups", "month_groups"]
+__all__ = ["check_group_labels", "check_groups", "month_groups"]
 
 
 def check_groups(estimator, groups, n_rows):
@@ -45,11 +45,16 @@ def check_groups(estimator, groups, n_rows):
             "and no other strategy reads them. Pass rehearsal=DiverseRehearsalBuffer(...), "
             "or drop groups (under metadata routing: set_fit_request(groups=False))"
         )
+    return check_group_labels(groups, n_rows, "X")
+
+
+def check_group_labels(groups, n_rows, what):
+    """``groups`` as an array of one present label per row of ``what``, or a ValueError."""
     groups = np.asarray(groups)
     if groups.shape != (n_rows,):
         raise ValueError(
-            f"groups has shape {groups.shape}, but X has {n_rows} rows; pass one group "
-            "label per row"
+            f"groups has shape {groups.shape}, but {what} has {n_rows} rows; pass one "
+            "group label per row"
         )
     missing = missing_mask(groups)
     if missing.any():

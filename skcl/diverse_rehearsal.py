@@ -16,7 +16,7 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.ensemble import IsolationForest
 
-from ._groups import month_groups
+from ._groups import check_group_labels, month_groups
 from .fisher import _rows
 from .module_utils import evaluation_mode
 from .rehearsal import RehearsalBuffer, _equal_shares
@@ -194,12 +194,7 @@ class DiverseRehearsalBuffer(RehearsalBuffer):
                                              needed_for="clusters" if groups is None
                                              else "outlier scores")
         if groups is not None:
-            groups = np.asarray(groups)
-            if groups.shape != (n_rows,):
-                raise ValueError(
-                    f"groups has shape {groups.shape}, but the month has {n_rows} rows; "
-                    "pass one group label per row"
-                )
+            groups = check_group_labels(groups, n_rows, "the month")
             codes = dict(self.group_codes_)
             strata = np.empty(n_rows, dtype=np.intp)
             for label in dict.fromkeys(groups.tolist()):
@@ -336,9 +331,11 @@ def rehearsal_inputs(net, X):
     """
     buffer = net.rehearsal_
     inputs = {}
-    if (isinstance(buffer, DiverseRehearsalBuffer) and buffer.representation == "hidden"):
-        inputs["embedding"] = hidden_representation(net.module_, X)
     groups = month_groups(net, X)
     if groups is not None:
         inputs["groups"] = groups
+    # the representation feeds the clusters (no groups) and the outlier scores
+    if (isinstance(buffer, DiverseRehearsalBuffer) and buffer.representation == "hidden"
+            and (groups is None or buffer.outlier_share > 0)):
+        inputs["embedding"] = hidden_representation(net.module_, X)
     return inputs

@@ -127,6 +127,10 @@ def test_errors_and_atomicity(tmp_path):
     before = (buffer.X_, buffer.strata_.copy(), buffer.n_strata_)
     with pytest.raises(ValueError, match="groups has shape"):
         buffer.partial_fit(X, y, groups=groups[:5], embedding=X, month=1)
+    missing = np.asarray(groups, dtype=object).copy()
+    missing[3] = None
+    with pytest.raises(ValueError, match=r"groups has 1 missing labels .* at rows \[3\]"):
+        buffer.partial_fit(X, y, groups=missing, embedding=X, month=1)
     with pytest.raises(ValueError, match="embedding has shape"):
         buffer.partial_fit(X, y, embedding=X[:5], month=1)
     rng_state = buffer.strata_rng_.bit_generator.state
