@@ -208,6 +208,16 @@ def test_string_labels_grow_and_predict():
     assert set(clf.predict(X).tolist()) <= set(clf.classes_.tolist())
 
 
+def test_an_integral_float_label_joins_integer_classes_as_an_integer():
+    # a month labelled 2.0 after integer classes: classes_ stays integer, as
+    # under new_classes="error" (predict would otherwise start answering floats)
+    classes = check_month_classes(np.array([0.0, 2.0]), None, np.array([0, 1]),
+                                  new_classes="grow")
+    assert classes.tolist() == [0, 1, 2] and classes.dtype.kind == "i"
+    assert check_month_classes(np.array([2.5]), None, np.array([0, 1]),
+                               new_classes="grow").tolist() == [0.0, 1.0, 2.5]
+
+
 def test_class_balanced_rehearsal_gives_new_class_its_share():
     clf = small_clf(rehearsal=RehearsalBuffer(capacity=30, policy="class_balanced"))
     for month, labels in enumerate(MONTH_LABELS[:3]):

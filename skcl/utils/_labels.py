@@ -50,10 +50,14 @@ def check_month_classes(y, classes, fitted_classes=None, new_classes="error"):
         else:
             fitted_classes = np.unique(np.asarray(classes))
     elif new_classes == "grow":
-        seen = np.unique(y) if classes is None else np.union1d(np.unique(y), classes)
+        seen = np.unique(y) if classes is None else np.union1d(y, classes)
         added = np.setdiff1d(seen, fitted_classes)
         if len(added):
             _check_comparable(fitted_classes, added)
+            if fitted_classes.dtype.kind in "iu" and added.dtype.kind == "f":
+                as_integers = added.astype(fitted_classes.dtype)
+                if np.array_equal(as_integers, added):  # 2.0 is the label 2
+                    added = as_integers  # classes_ keeps its dtype, as under "error"
             return np.concatenate([fitted_classes, added])
         return fitted_classes
     elif classes is not None and not np.array_equal(np.unique(classes),
