@@ -45,7 +45,7 @@ from ._distributed import run_on_main_process
 from ._head_growth import grow_output_layer
 from .storage import RowStore, _to_memmap
 from .utils._files import write_atomically
-from .utils._rollback import save_shallow_state
+from .utils._rollback import saved_state
 from .utils._seeding import seeded_global_torch
 
 __all__ = ["latest_checkpoint", "load_checkpoint", "save_checkpoint"]
@@ -273,8 +273,7 @@ def _save_state(estimator):
                 restores.append(lambda step=step, saved=saved: (
                     step.__dict__.clear(), step.__dict__.update(saved)))
         return lambda: [restore() for restore in restores]
-    save = getattr(estimator, "_save_state", None)
-    return save() if save is not None else save_shallow_state(estimator)
+    return saved_state(estimator)
 
 
 # ----------------------------------------------------------------------

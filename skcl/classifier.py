@@ -65,7 +65,7 @@ from .utils._optimizer import replace_optimizer
 from .utils._params import carry_over_params
 from .utils._predict import ArgmaxPredictMixin
 from .utils._repr import signature_with_passed_on_defaults
-from .utils._rollback import atomic, save_shallow_state
+from .utils._rollback import atomic, saved_state
 from .utils._seeding import draw_seed, make_rng, seeded_global_torch
 from .utils._sklearn_compat import (
     HasMethods,
@@ -1492,8 +1492,7 @@ class ContinualClassifier(ArgmaxPredictMixin, NeuralNetClassifier):
         for name in ("regularizer_", "rehearsal_", "past_data_"):
             strategy = self.__dict__.get(name)
             if strategy is not None:
-                save = getattr(strategy, "save_state", None)
-                restores.append(save() if save is not None else save_shallow_state(strategy))
+                restores.append(saved_state(strategy))
         rng = self.__dict__.get("rng_")
         if rng is not None:
             state["rng_"] = copy.deepcopy(rng)

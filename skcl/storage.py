@@ -173,8 +173,6 @@ class RowStore:
         marker = self.checkpoint()
         return lambda: self.rollback(marker)
 
-    _save_state = save_state  # the name skcl.utils._rollback.atomic looks up
-
     # ------------------------------------------------------------------
     # reading
     # ------------------------------------------------------------------

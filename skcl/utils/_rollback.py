@@ -12,7 +12,7 @@ replaced and never modified in place.
 import copy
 import functools
 
-__all__ = ["atomic", "save_shallow_state"]
+__all__ = ["atomic", "save_shallow_state", "saved_state"]
 
 
 def save_shallow_state(estimator, copied=()):
@@ -47,6 +47,16 @@ def save_shallow_state(estimator, copied=()):
     return restore
 
 
+def saved_state(obj):
+    """Record ``obj``'s state; return the function that puts it back.
+
+    Through its ``save_state()`` (the strategies' public protocol) or private
+    ``_save_state()`` (the estimators'), else :func:`save_shallow_state`.
+    """
+    save = getattr(obj, "save_state", None) or getattr(obj, "_save_state", None)
+    return save() if save is not None else save_shallow_state(obj)
+
+
 def atomic(method):
     """Decorate a method so that any exception leaves its object as before the call.
 
@@ -58,8 +68,7 @@ def atomic(method):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        save = getattr(self, "save_state", None) or getattr(self, "_save_state", None)
-        restore = save() if save is not None else save_shallow_state(self)
+        restore = saved_state(self)
         try:
             return method(self, *args, **kwargs)
         except BaseException as exc:
