@@ -198,11 +198,6 @@ def find_output_layer(module, n_classes=None):
     return name, layer
 
 
-def output_rows(module):
-    """The number of outputs of the module's output layer."""
-    return find_output_layer(module)[1].out_features
-
-
 def grow_output_layer(net, n_old, seed, required=True):
     """Grow ``net.module_``'s output layer to ``len(net.classes_)`` rows.
 

@@ -837,11 +837,11 @@ def _equal_shares(room, capacity):
     return shares
 
 
-def _reservoir_owners(n_seen, n_slots, n_new, rng, n_stored=None):
+def _reservoir_owners(n_seen, n_slots, n_new, rng, n_stored):
     """Algorithm R for ``n_new`` arriving rows and a reservoir of ``n_slots``.
 
-    The reservoir holds ``n_stored`` rows (by default ``min(n_seen, n_slots)``,
-    a uniform sample of the ``n_seen`` rows seen before). Arriving rows first
+    The reservoir holds ``n_stored`` rows (``min(n_seen, n_slots)`` while
+    nothing was dropped: a uniform sample of the ``n_seen`` rows seen before). Arriving rows first
     fill the free slots, one each, in arrival order; after that, arriving row
     ``i``, the ``t = n_seen + i``-th row of the stream, replaces slot ``j``,
     drawn uniformly from ``0 .. t``, when ``j < n_slots`` (so it is kept with
@@ -856,8 +856,6 @@ def _reservoir_owners(n_seen, n_slots, n_new, rng, n_stored=None):
     owner : ndarray of int of shape (min(n_slots, n_stored + n_new),)
         Per slot, the arriving row now in it, or -1 where the old row stays.
     """
-    if n_stored is None:
-        n_stored = min(n_seen, n_slots)
     owner = np.full(min(n_slots, n_stored + n_new), -1, dtype=np.intp)
     n_fill = min(n_new, len(owner) - n_stored)
     owner[n_stored:n_stored + n_fill] = np.arange(n_fill)

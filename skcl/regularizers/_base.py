@@ -6,7 +6,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from ..utils._rollback import save_shallow_state
-from ..utils._sklearn_compat import validate_parameter_constraints
+from ..utils._sklearn_compat import check_parameter_constraints
 
 
 class Regularizer(BaseEstimator):
@@ -110,10 +110,8 @@ class Regularizer(BaseEstimator):
         sklearn.utils._param_validation.InvalidParameterError
             A parameter out of its declared range (a ``ValueError``).
         """
-        constraints = getattr(self, "_parameter_constraints", None)
-        if constraints is not None:
-            validate_parameter_constraints(constraints, self.get_params(deep=False),
-                                           caller_name=type(self).__name__)
+        if getattr(self, "_parameter_constraints", None) is not None:
+            check_parameter_constraints(self)
 
     def save_state(self):
         """Record the fitted state; return the function that puts it back.
