@@ -28,6 +28,8 @@ import torch
 from skorch.dataset import get_len, unpack_data
 
 from ._sparse import is_scipy_sparse, torch_csr_rows
+from .regularizers import MAS, DERpp
+from .regularizers._ewc import _FisherRegularizer
 from .utils._labels import encode_labels
 
 __all__ = [
@@ -117,9 +119,8 @@ def check_distributed(estimator):
             "the current device from LOCAL_RANK)"
         )
     regularizer = estimator.regularizer
-    params = regularizer.get_params(deep=False) if hasattr(regularizer, "get_params") else {}
-    if (type(regularizer).__name__ == "DERpp" and params.get("batch_size") is None
-            and (params.get("alpha") or params.get("beta"))):
+    if (isinstance(regularizer, DERpp) and regularizer.batch_size is None
+            and (regularizer.alpha or regularizer.beta)):
         raise ValueError(
             "DERpp(batch_size=None) replays as many rows as each rank's share of the "
             "batch, so its replay would differ from one process's; set "
@@ -279,7 +280,7 @@ class _GradientSync:
             start, stop, weight = 0, 1, 0.0
         error, step = None, None
         try:
-            step = local_step(_batch_rows(batch, X, y, start, stop))
+            step = local_step(_batch_rows(X, y, start, stop))
         except Exception as exc:  # shared with the other ranks below
             error = exc
         if self.output_shape is None:
@@ -359,7 +360,7 @@ class _GradientSync:
         return result
 
 
-def _batch_rows(batch, X, y, start, stop):
+def _batch_rows(X, y, start, stop):
     """Rows ``start:stop`` of a training batch ``(X, y)`` (dense or sparse CSR X)."""
     if isinstance(X, torch.Tensor) and X.layout == torch.sparse_csr:
         X_part = torch_csr_rows(X, start, stop)
@@ -395,9 +396,6 @@ def _raise_shared_failure(flags, error, where):
 # ----------------------------------------------------------------------
 def _row_mean_estimator(regularizer):
     """Whether the regularizer's importance is a mean over rows (so shards reduce exactly)."""
-    from .regularizers import MAS
-    from .regularizers._ewc import _FisherRegularizer
-
     method = getattr(type(regularizer), "estimate_importance", None)
     if method is _FisherRegularizer.estimate_importance:
         return regularizer.fisher == "empirical"
@@ -434,7 +432,6 @@ def sharded_consolidation(estimator):
 
 
 def _sharded_importance(regularizer, original, net, X, y):
-    from ._sparse import torch_csr_take
     from .module_utils import trainable_parameters
 
     dist = _dist()
@@ -445,9 +442,7 @@ def _sharded_importance(regularizer, original, net, X, y):
     weight = (stop - start) / max(n_rows, 1)
     if start == stop:
         start, stop, weight = 0, min(1, n_rows), 0.0
-    rows = torch.arange(start, stop, device=X.device)
-    X_part = (torch_csr_take(X, rows) if X.layout == torch.sparse_csr else X[start:stop])
-    y_part = None if y is None else y[start:stop]
+    X_part, y_part = _batch_rows(X, y, start, stop)  # on the device, no host round trip
     shapes = {name: p.shape for name, p in trainable_parameters(net.module_).items()}
     device = _comm_device()
     flags = torch.zeros(world_size, dtype=torch.float64, device=device)
