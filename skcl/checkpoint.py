@@ -43,6 +43,7 @@ from skorch.history import History
 
 from ._distributed import run_on_main_process
 from ._head_growth import grow_output_layer
+from ._persistence import _SKORCH_STATE
 from .storage import RowStore, _to_memmap
 from .utils._files import write_atomically
 from .utils._rollback import saved_state
@@ -55,9 +56,8 @@ _META = "skcl-checkpoint"  # the JSON entry (numpy adds ".npy")
 _NAME = re.compile(r"^checkpoint-(\d+)\.npz$")
 # skorch's bookkeeping, rebuilt by ``initialize``; the network's components are
 # saved as state dicts, apart from the other fitted attributes
-_REBUILT = {"initialized_", "virtual_params_", "init_context_", "prefixes_",
-            "cuda_dependent_attributes_", "callbacks_", "module_", "criterion_",
-            "optimizer_", "history_"}
+_REBUILT = _SKORCH_STATE | {"callbacks_", "module_", "criterion_", "optimizer_",
+                            "history_"}
 # what the file must agree on with the loading estimator: the rest may change
 # between months (see the table of settings changed between months)
 _STRUCTURAL = ("module", "criterion", "optimizer", "regularizer", "rehearsal", "update",

@@ -615,7 +615,7 @@ class _SampleCounter:
 
     def update(self, estimator):
         """Add the epochs trained since the last call; None if nothing is known."""
-        processed = _samples_processed(estimator)
+        processed = _counted(estimator, "n_samples_processed_")
         if processed is not None:
             return processed
         nets = list(self._nets(estimator, ()))
@@ -649,18 +649,6 @@ def _counted(estimator, name):
     members = getattr(estimator, "estimators_", None)
     if isinstance(members, (list, tuple)) and members:
         counts = [_counted(member, name) for member in members]
-        if all(count is not None for count in counts):
-            return sum(counts)
-    return None
-
-
-def _samples_processed(estimator):
-    """``n_samples_processed_`` of a ContinualClassifier, or summed over members."""
-    if hasattr(estimator, "n_samples_processed_"):
-        return int(estimator.n_samples_processed_)
-    members = getattr(estimator, "estimators_", None)
-    if isinstance(members, (list, tuple)) and members:
-        counts = [_samples_processed(member) for member in members]
         if all(count is not None for count in counts):
             return sum(counts)
     return None
