@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 
-from skcl._benchmark.strategies import _BUDGETED, cumulative_history_fraction, strategies
+from skcl._benchmark.strategies import (
+    _BUDGETED,
+    StreamShape,
+    cumulative_history_fraction,
+    strategies,
+)
 from skcl.datasets import make_drifting_stream
 
 CONFIG = dict(hidden_units=(8,), epochs=2, batch_size=64, random_state=0, device="cpu",
@@ -48,15 +53,11 @@ def test_registered_defaults_of_si_and_derpp():
                                   "cumulative-finish", "cumulative-finish-fast", "ema",
                                   "mas-normalized"])
 def test_spend_keeps_each_new_strategy_within_its_budget(name, budget):
-    from types import SimpleNamespace
-
-    from skcl._benchmark.strategies import _BUDGET_SPEND
-
     X, y, months = make_drifting_stream(n_months=5, n_samples_per_month=100, random_state=0)
-    shape = SimpleNamespace(month_rows=(100,) * 5, epochs=2, batch_size=64,
-                            buffer_capacity=100)
+    shape = StreamShape(month_rows=(100,) * 5, epochs=2, batch_size=64,
+                        buffer_capacity=100)
     rows = budget * 2 * sum(100 * t for t in range(1, 6))     # of retrain's 3000
-    params = _BUDGET_SPEND[name](rows, shape)
+    params = strategies()[name].spend(rows, shape)
     clf = strategies()[name].build(CONFIG).set_params(**params).fit(X, y, months=months)
     # the least a month costs beyond one epoch over it: MAS's pass over it,
     # cumulative-finish's finishing epoch on it

@@ -42,7 +42,6 @@ training at ``E`` epochs fits with
 reference (``retrain``), which always runs at its full cost.
 """
 
-import dataclasses
 import itertools
 import math
 from collections.abc import Callable
@@ -383,7 +382,7 @@ def strategies():
             name, "other methods", text,
             lambda c, b=build_regularizer: _classifier(c, regularizer=b(c)), grid=grid,
             spend=_METHOD_SPEND[name])
-    registry.update({strategy.name: _with_spend(strategy) for strategy in _BUDGETED})
+    registry.update({strategy.name: strategy for strategy in _BUDGETED})
     return registry
 
 
@@ -476,18 +475,6 @@ def cumulative_history_fraction(budget, month_rows, epochs, retrain_epochs):
     return 1.0 if past == 0 else min(1.0, spare / past)
 
 
-def _spend_epochs(per_month=0.0):
-    """``spend`` on epochs of the month's rows (fine-tuning's cost: n rows an epoch).
-
-    ``per_month``: rows per month row spent once a month outside the epochs
-    (1 for MAS's output-sensitivity pass).
-    """
-    def spend(rows, shape):
-        n_rows = sum(shape.month_rows)
-        return {"max_epochs": max(1, math.floor((rows - per_month * n_rows) / n_rows))}
-    return spend
-
-
 def _spend_history(epochs=None):
     """``spend`` of warm-started cumulative training.
 
@@ -574,28 +561,6 @@ def _spend_finish_fast(rows, shape):
             "finish_history_fraction": finish_history}
 
 
-_BUDGET_SPEND = {
-    "cumulative-finish-fast": _spend_finish_fast,
-    "cumulative": _spend_whole_history,
-    "cumulative-1epoch": _spend_history(epochs=1),
-    "cumulative-sampled": _spend_history(epochs=CUMULATIVE_EPOCHS),
-    "cumulative-sampled-cosine": _spend_history(epochs=CUMULATIVE_EPOCHS),
-    "cumulative-sampled-ema": _spend_history(epochs=CUMULATIVE_EPOCHS),
-    "cumulative-finish": _spend_finish_on_month,
-    "cosine": _spend_epochs(),
-    "ema": _spend_epochs(),
-    "rehearsal-diverse": _spend_epochs(),   # epoch_size="fixed": an epoch is the month
-    "mas-normalized": _spend_epochs(per_month=1.0),
-}
-
-
-def _with_spend(strategy):
-    # Strategy has a ``spend`` field once issue-21's evaluation side is merged
-    if "spend" in {f.name for f in dataclasses.fields(Strategy)}:
-        return dataclasses.replace(strategy, spend=_BUDGET_SPEND[strategy.name])
-    return strategy
-
-
 def _diverse_buffer(config):
     return DiverseRehearsalBuffer(capacity=config["buffer_capacity"],
                                   replay_ratio=REPLAY_RATIO)
@@ -620,28 +585,32 @@ _BUDGETED = (
              "warm-started cumulative training: last month's weights, every past row "
              "each epoch (Avalanche's cumulative, warm)",
              lambda c: _classifier(c, update="cumulative", finetune_lr=LR),
-             grid={"finetune_lr": (LR, 2 * LR)}),
+             grid={"finetune_lr": (LR, 2 * LR)}, spend=_spend_whole_history),
     Strategy("cumulative-1epoch", "warm start and averaging",
              "warm-started cumulative training, one epoch over the whole history, "
              f"finetune_lr={CUMULATIVE_LR:g}",
              lambda c: _cumulative(c, max_epochs=1),
-             grid={"finetune_lr": (1e-3, 2e-3, 4e-3)}),
+             grid={"finetune_lr": (1e-3, 2e-3, 4e-3)}, spend=_spend_history(epochs=1)),
     Strategy("cumulative-sampled", "warm start and averaging", _SAMPLED,
              lambda c: _sampled(c),
-             grid={"history_fraction": (0.25, 0.5, 1.0), "finetune_lr": (1e-3, 2e-3)}),
+             grid={"history_fraction": (0.25, 0.5, 1.0), "finetune_lr": (1e-3, 2e-3)},
+             spend=_spend_history(epochs=CUMULATIVE_EPOCHS)),
     Strategy("cumulative-sampled-cosine", "warm start and averaging",
              f"{_SAMPLED}, cosine lr decay to {FINAL_LR_FRACTION:g}x within each month",
              lambda c: _sampled(c, lr_schedule="cosine", final_lr_fraction=FINAL_LR_FRACTION),
-             grid={"final_lr_fraction": (0.1, 0.3, 0.5)}),
+             grid={"final_lr_fraction": (0.1, 0.3, 0.5)},
+             spend=_spend_history(epochs=CUMULATIVE_EPOCHS)),
     Strategy("cumulative-sampled-ema", "warm start and averaging",
              f"{_SAMPLED}, deploying an EMA of the monthly weights (decay "
              f"{AVERAGING_DECAY:g})",
              lambda c: _sampled(c, weight_averaging="ema", averaging_decay=AVERAGING_DECAY),
-             grid={"averaging_decay": (0.3, 0.5, 0.7)}),
+             grid={"averaging_decay": (0.3, 0.5, 0.7)},
+             spend=_spend_history(epochs=CUMULATIVE_EPOCHS)),
     Strategy("cumulative-finish", "warm start and averaging",
              f"{_SAMPLED}, then one epoch on the month alone (for the next month)",
              lambda c: _sampled(c, finish_epochs=1, finish_lr=LR, finish_history_fraction=0.0),
-             grid={"history_fraction": (0.25, 0.5, 1.0), "finish_lr": (LR / 2, LR)}),
+             grid={"history_fraction": (0.25, 0.5, 1.0), "finish_lr": (LR / 2, LR)},
+             spend=_spend_finish_on_month),
     Strategy("cumulative-finish-fast", "warm start and averaging",
              f"warm-started cumulative training, {FAST_EPOCHS} epochs of the month plus "
              f"a share of the past rows at finetune_lr={FAST_LR:g}, then one epoch on the "
@@ -650,29 +619,31 @@ _BUDGETED = (
                                    history_fraction=HISTORY_FRACTION, finetune_lr=FAST_LR,
                                    finish_epochs=1, finish_lr=FAST_FINISH_LR,
                                    finish_history_fraction=FAST_FINISH_HISTORY),
-             grid={"finish_lr": (2e-3, 3e-3, 4e-3, 5e-3)}),
+             grid={"finish_lr": (2e-3, 3e-3, 4e-3, 5e-3)}, spend=_spend_finish_fast),
     Strategy("cosine", "learning rate",
              f"fine-tune at finetune_lr={SCHEDULE_PEAK_LR:g} after a {WARMUP_FRACTION:.0%} "
              f"warm-up, cosine decay to {FINAL_LR_FRACTION:g}x within each month",
              lambda c: _classifier(c, finetune_lr=SCHEDULE_PEAK_LR, lr_schedule="cosine",
                                    warmup_fraction=WARMUP_FRACTION,
                                    final_lr_fraction=FINAL_LR_FRACTION),
-             grid={"finetune_lr": (1e-3, 2e-3), "final_lr_fraction": (0.1, 0.3, 0.5)}),
+             grid={"finetune_lr": (1e-3, 2e-3), "final_lr_fraction": (0.1, 0.3, 0.5)},
+             spend=_epochs()),
     Strategy("ema", "warm start and averaging",
              f"fine-tune, deploying an EMA of the monthly weights (decay {EMA_DECAY:g})",
              lambda c: _classifier(c, weight_averaging="ema", averaging_decay=EMA_DECAY),
-             grid={"averaging_decay": (0.5, 0.8, 0.9)}),
+             grid={"averaging_decay": (0.5, 0.8, 0.9)}, spend=_epochs()),
     Strategy("rehearsal-diverse", "rehearsal",
              "rehearsal-fixed with a MADAR-style memory: equal shares of hidden-"
              "representation clusters, 10% outliers",
              lambda c: _classifier(c, rehearsal=_diverse_buffer(c)),
              grid={"rehearsal__replay_ratio": (0.25, 0.5, 0.75),
-                   "rehearsal__outlier_share": (0.0, 0.1, 0.3)}),
+                   "rehearsal__outlier_share": (0.0, 0.1, 0.3)},
+             spend=_epochs()),  # epoch_size="fixed": an epoch is the month
     Strategy("mas-normalized", "other methods",
              "MAS with each month's importance normalized to mean 1 and averaged over "
              "months (bounded), lam=0.1",
              lambda c: _classifier(c, regularizer=MAS(
                  lam=0.1, accumulate="mean", normalize=True,
                  random_state=c["random_state"])),
-             grid={"regularizer__lam": (0.01, 0.1, 1.0)}),
+             grid={"regularizer__lam": (0.01, 0.1, 1.0)}, spend=_epochs(per_month=1.0)),
 )
