@@ -485,10 +485,9 @@ def _spend_history(epochs=None):
     """
     def spend(rows, shape):
         n_epochs = shape.epochs if epochs is None else epochs
-        n_rows = sum(shape.month_rows)
+        n_rows, past = shape.n_rows, shape.history_rows
         while n_epochs > 1 and rows / n_epochs <= n_rows:
             n_epochs -= 1
-        past = sum(itertools.accumulate(shape.month_rows)) - n_rows
         fraction = cumulative_history_fraction(
             rows / (shape.epochs * (past + n_rows)), shape.month_rows, n_epochs,
             shape.epochs)
@@ -503,8 +502,8 @@ def _spend_history(epochs=None):
 
 def _spend_whole_history(rows, shape):
     """``spend`` of ``cumulative``: epochs over the whole history, as many as fit."""
-    n_rows = sum(shape.month_rows)
-    per_epoch = sum(itertools.accumulate(shape.month_rows))    # n_rows + history
+    n_rows = shape.n_rows
+    per_epoch = n_rows + shape.history_rows
     if rows >= per_epoch:
         return {"max_epochs": min(shape.epochs, math.floor(rows / per_epoch)),
                 "history_fraction": 1.0}
@@ -514,7 +513,7 @@ def _spend_whole_history(rows, shape):
 
 def _spend_finish_on_month(rows, shape):
     """``spend`` of ``cumulative-finish``: the month's finishing epoch first, then history."""
-    n_rows = sum(shape.month_rows)
+    n_rows = shape.n_rows
     return _spend_history(epochs=CUMULATIVE_EPOCHS)(max(rows - n_rows, 0.0), shape)
 
 
@@ -540,8 +539,8 @@ def _spend_finish_fast(rows, shape):
     would). Below one epoch of the months plus the finishing epoch, the
     finishing epoch keeps only the month and then goes.
     """
-    n_rows = sum(shape.month_rows)
-    past = max(sum(itertools.accumulate(shape.month_rows)) - n_rows, 1)    # history_rows
+    n_rows = shape.n_rows
+    past = max(shape.history_rows, 1)
     finish, finish_history = 1, FAST_FINISH_HISTORY
 
     def spare(epochs):
