@@ -31,7 +31,9 @@ def init_distributed(backend=None, *, timeout=None):
     ----------
     backend : {"nccl", "gloo"} or None, default=None
         The communication backend; ``None`` picks ``"nccl"`` when CUDA is
-        available and ``"gloo"`` otherwise.
+        available and ``"gloo"`` otherwise. Where a process group exists
+        already (started by the launcher or the script), its own backend is
+        used, and the device returned follows it.
     timeout : float or None, default=None
         Seconds a collective waits for the other ranks before it fails (and
         the call that waited rolls back); ``None`` keeps torch's default.
@@ -63,7 +65,10 @@ def init_distributed(backend=None, *, timeout=None):
             "this torch build has no torch.distributed; install a build with "
             "distributed support (the pip wheels have it) or train in one process"
         )
-    if backend is None:
+    if dist.is_initialized():
+        # a group started by the launcher or the user: its backend decides the device
+        backend = dist.get_backend()
+    elif backend is None:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend not in ("nccl", "gloo"):
         raise ValueError(f"backend={backend!r} is not supported; pass 'nccl' or 'gloo'")

@@ -233,6 +233,11 @@ def test_distributed_false_ignores_the_group(one_rank_group):
     clf._check_params()   # no distributed check: compiled is fine alone
 
 
+def test_init_distributed_follows_an_existing_groups_backend(one_rank_group):
+    # a gloo group already started: its device is the CPU, whatever was asked
+    assert init_distributed(backend="nccl") == "cpu"
+
+
 def test_init_distributed_without_a_launcher(monkeypatch):
     for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(name, raising=False)
