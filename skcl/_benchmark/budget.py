@@ -12,6 +12,7 @@ import numpy as np
 
 from ..utils._text import text_table
 from .findings import interval
+from .findings import plus_minus as _pm
 
 #: A strategy may exceed its budget by this factor (whole epochs) and still count.
 WITHIN_BUDGET = 1.05
@@ -225,13 +226,3 @@ def _half_widths(rows, column):
     widths = [(row[column]["high"] - row[column]["low"]) / 2
               if row[column].get("low") is not None else 0.0 for row in rows]
     return np.asarray(widths)
-
-
-def _pm(found, signed=False, fmt=None):
-    if not found or found.get("mean") is None:
-        return ""
-    fmt = fmt or ("{:+.4f}" if signed else "{:.4f}")
-    text = fmt.format(found["mean"])
-    if found.get("low") is None:
-        return text
-    return f"{text} +-{(found['high'] - found['low']) / 2:.4f}"

@@ -82,6 +82,21 @@ def interval(values, confidence=CONFIDENCE):
     return Interval(mean, float(mean - half), float(mean + half), n)
 
 
+def plus_minus(found, signed=False, fmt=None):
+    """An :func:`interval` as text: ``mean +-half-width`` (just the mean without one).
+
+    ``fmt`` formats the mean (default 4 decimals, with a sign when ``signed``);
+    an empty string when there is no mean.
+    """
+    if not found or found.get("mean") is None:
+        return ""
+    fmt = fmt or ("{:+.4f}" if signed else "{:.4f}")
+    text = fmt.format(found["mean"])
+    if found.get("low") is None:
+        return text
+    return f"{text} +-{(found['high'] - found['low']) / 2:.4f}"
+
+
 @dataclass(frozen=True)
 class Comparison:
     """One claimed relation, judged from a paired interval over seeds.

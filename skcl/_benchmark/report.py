@@ -11,6 +11,7 @@ from ..evaluation import RECORD_COLUMNS, StreamEvaluation
 from ..utils._files import write_atomically
 from ..utils._text import text_table
 from .findings import CONFIDENCE, interval
+from .findings import plus_minus as _pm
 from .strategies import FAMILIES
 
 #: Per-seed values summarized with an interval, in table order.
@@ -299,15 +300,6 @@ def plot_forgetting(curves, families, months, metric, path, next_month=None):
 
 def _megabytes(value):
     return None if value is None else value / 2**20
-
-
-def _pm(found, signed=False):
-    if found is None or found["mean"] is None:
-        return ""
-    text = f"{found['mean']:+.4f}" if signed else f"{found['mean']:.4f}"
-    if found["low"] is None:
-        return text
-    return f"{text} +-{(found['high'] - found['low']) / 2:.4f}"
 
 
 def _cost(row, column, fmt, relative=True):
