@@ -52,20 +52,33 @@ def load_weights(estimator, f):
     payload = _read_weights(f, sorted_classes=estimator.new_classes != "grow")
     estimator._check_params()
     check_weights_match(estimator, payload, f)
-    estimator._reset()
-    estimator.classes_ = np.asarray(payload["classes"])
-    estimator.n_features_in_ = payload["n_features_in"]
+    rebuild_network(estimator, np.asarray(payload["classes"]), payload["n_features_in"],
+                    bool(payload.get("sparse_input", False)), payload["module_state"],
+                    seed=None)
     if payload["feature_names_in"] is not None:
         estimator.feature_names_in_ = np.asarray(payload["feature_names_in"], dtype=object)
-    estimator._start_stream(sparse_input=bool(payload.get("sparse_input", False)))
-    seed = draw_seed(estimator.rng_)
+    return estimator
+
+
+def rebuild_network(estimator, classes, n_features, sparse_input, module_state, seed):
+    """Start ``estimator``'s stream over with a network holding ``module_state``.
+
+    What loading a weights file and a checkpoint share: every fitted attribute
+    forgotten, the classes and width set, the network built (``seed=None``:
+    from the estimator's fresh ``rng_``), grown to the saved classes where a
+    module instance has its first size (``new_classes="grow"`` saved it
+    grown), then its weights loaded.
+    """
+    estimator._reset()
+    estimator.classes_ = classes
+    estimator.n_features_in_ = n_features
+    estimator._start_stream(sparse_input=sparse_input)
+    if seed is None:
+        seed = draw_seed(estimator.rng_)
     with seeded_global_torch(seed, estimator.device):
         estimator._initialize_month_state()
-    # a module given as an instance has its first size: grow it to the file's
-    # classes (new_classes="grow" saved it grown)
     grow_output_layer(estimator, None, seed, required=False)
-    estimator.module_.load_state_dict(payload["module_state"])
-    return estimator
+    estimator.module_.load_state_dict(module_state)
 
 
 def check_weights_match(estimator, payload, f):

@@ -42,12 +42,10 @@ import torch
 from skorch.history import History
 
 from ._distributed import run_on_main_process
-from ._head_growth import grow_output_layer
-from ._persistence import _SKORCH_STATE
+from ._persistence import _SKORCH_STATE, rebuild_network
 from .storage import RowStore, _to_memmap
 from .utils._files import write_atomically
 from .utils._rollback import saved_state
-from .utils._seeding import seeded_global_torch
 
 __all__ = ["latest_checkpoint", "load_checkpoint", "save_checkpoint"]
 
@@ -615,17 +613,10 @@ def _restore_net(estimator, meta, arrays, path):
     decoder = _Decoder(arrays, _allowed_classes(estimator), estimator.device, path)
     state = {key: decoder.decode(value) for key, value in meta["state"].items()
              if key not in ("regularizer_", "rehearsal_", "snapshots_")}
-    estimator._reset()
-    estimator.classes_ = state["classes_"]
-    estimator.n_features_in_ = state["n_features_in_"]
-    estimator._start_stream(sparse_input=bool(state.get("_sparse_input", False)))
-    # the weights are overwritten: the seed only keeps module construction quiet
-    with seeded_global_torch(0, estimator.device):
-        estimator._initialize_month_state()
-    # a module given as an instance has its first size: grow it to the saved
-    # classes (new_classes="grow" saved it grown), as load_weights does
-    grow_output_layer(estimator, None, 0, required=False)
-    estimator.module_.load_state_dict(decoder.decode(meta["module"]))
+    # the weights are overwritten: seed 0 only keeps module construction quiet
+    rebuild_network(estimator, state["classes_"], state["n_features_in_"],
+                    bool(state.get("_sparse_input", False)), decoder.decode(meta["module"]),
+                    seed=0)
     estimator.criterion_.load_state_dict(decoder.decode(meta["criterion"]))
     estimator.optimizer_.load_state_dict(decoder.decode(meta["optimizer"]))
     decoder.module_template = estimator.module_
