@@ -120,14 +120,14 @@ def save_checkpoint(estimator, directory, *, keep_last=None):
                                   or keep_last < 1):
         raise ValueError(f"keep_last={keep_last!r} must be an int >= 1 or None")
     final = _check_fitted(estimator)
-    payload = _payload(estimator)
     directory = Path(directory)
-    run_on_main_process(final, lambda: directory.mkdir(parents=True, exist_ok=True))
     n_months = (final.n_months_seen_ if not _is_ensemble(final)
                 else len(final.estimator_months_))
     path = directory / f"checkpoint-{int(n_months):06d}.npz"
 
     def write():
+        payload = _payload(estimator)  # built by the writing rank only
+        directory.mkdir(parents=True, exist_ok=True)
         write_atomically(path, payload)
         if keep_last is not None:
             # the file just written stays, whatever its month count (a rerun
