@@ -190,6 +190,9 @@ def main(out, names):
         else:
             result = run_parity(name, out)
         torch.save(result, os.path.join(out, f"{name}-rank{rank}.pt"))
+    # no rank tears gloo down while the other is still in a collective (one
+    # that exits first can leave the other's gloo threads to std::terminate)
+    torch.distributed.barrier()
     torch.distributed.destroy_process_group()
 
 
